@@ -1,0 +1,167 @@
+/**
+ * The messages the Python shim sends to the orchestrator (docs/protocol.md).
+ *
+ * One JSON object per line on a dedicated channel (file descriptor 3, or a file for Slurm
+ * jobs), never on the user's stdout or stderr. Every line is validated here; a line that does
+ * not match is a ProtocolError, never a crash.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+
+const base = { protocol: z.literal(PROTOCOL_VERSION) };
+
+/** First message of every shim process. */
+export const HelloMessage = z.object({
+  ...base,
+  kind: z.literal('hello'),
+  python_version: z.string(),
+  executable: z.string(),
+  shim_version: z.string(),
+});
+
+export const ParameterInfo = z.object({
+  name: z.string(),
+  annotation: z.string().nullable(),
+  has_default: z.boolean(),
+});
+
+export const VariableInfo = z.object({
+  name: z.string(),
+  title: z.string(),
+  description: z.string().nullable(),
+  summary: z.string().nullable(),
+  /** After promotion: a variable depending on a proc one is proc. */
+  data: z.enum(['raw', 'proc']),
+  /** After promotion: a variable depending on a cluster one is cluster. */
+  cluster: z.boolean(),
+  tags: z.array(z.string()),
+  transient: z.boolean(),
+  units: z.string().nullable(),
+  parameters: z.array(ParameterInfo),
+  /** Names of the variables this one depends on directly (globs expanded). */
+  dependencies: z.array(z.string()),
+  line: z.number().int().nullable(),
+});
+export type VariableInfo = z.infer<typeof VariableInfo>;
+
+export const ContextMessage = z.object({
+  ...base,
+  kind: z.literal('context'),
+  file: z.string(),
+  /** In execution order: topological, ties in definition order. */
+  variables: z.array(VariableInfo),
+  /** Problems that do not stop a run but block validation (scope "static"). */
+  warnings: z.array(z.lazy(() => LoadProblem)),
+});
+export type ContextMessage = z.infer<typeof ContextMessage>;
+
+export const LoadProblem = z.object({
+  /** syntax | encoding | import | exception | context | timeout | missing */
+  kind: z.string(),
+  message: z.string(),
+  file: z.string().nullable(),
+  line: z.number().int().nullable(),
+  column: z.number().int().nullable(),
+  variable: z.string().nullable().optional(),
+});
+export type LoadProblem = z.infer<typeof LoadProblem>;
+
+export const LoadErrorMessage = z.object({
+  ...base,
+  kind: z.literal('load_error'),
+  problems: z.array(LoadProblem).min(1),
+  traceback: z.string().nullable(),
+});
+export type LoadErrorMessage = z.infer<typeof LoadErrorMessage>;
+
+/** A summary value as it crosses to TypeScript; bytes are base64 (PNG, .npy, complex). */
+export const SummaryValue = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('int'), v: z.string().regex(/^-?\d+$/) }),
+  z.object({ t: z.literal('float'), v: z.union([z.number(), z.enum(['nan', 'inf', '-inf'])]) }),
+  z.object({ t: z.literal('str'), v: z.string() }),
+  z.object({ t: z.literal('bytes'), v: z.string() }),
+]);
+export type SummaryValue = z.infer<typeof SummaryValue>;
+
+export const VariableResultMessage = z.object({
+  ...base,
+  kind: z.literal('variable_result'),
+  name: z.string(),
+  /** null when the variable failed or was skipped. */
+  value: SummaryValue.nullable(),
+  summary_type: z.string().nullable(),
+  summary_method: z.string().nullable(),
+  max_diff: z.number().nullable(),
+  /** Display hints (units, bold, background) or, for a failure, {error, error_cls}. */
+  attributes: z.record(z.string(), z.unknown()).nullable(),
+  duration_s: z.number().nullable(),
+});
+export type VariableResultMessage = z.infer<typeof VariableResultMessage>;
+
+export const RunStartedMessage = z.object({
+  ...base,
+  kind: z.literal('run_started'),
+  proposal: z.number().int(),
+  run: z.number().int(),
+  run_data: z.enum(['raw', 'proc', 'all']),
+  variables: z.array(z.string()),
+});
+
+export const RunFinishedMessage = z.object({
+  ...base,
+  kind: z.literal('run_finished'),
+  proposal: z.number().int(),
+  run: z.number().int(),
+  start_time: z.number().nullable(),
+  h5_path: z.string(),
+});
+
+/** The shim could not do its job at all (run not openable, internal error). */
+export const FatalMessage = z.object({
+  ...base,
+  kind: z.literal('fatal'),
+  message: z.string(),
+  traceback: z.string().nullable(),
+});
+
+export const ShimMessage = z.discriminatedUnion('kind', [
+  HelloMessage,
+  ContextMessage,
+  LoadErrorMessage,
+  RunStartedMessage,
+  VariableResultMessage,
+  RunFinishedMessage,
+  FatalMessage,
+]);
+export type ShimMessage = z.infer<typeof ShimMessage>;
+
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Parses and validates one line of the channel. */
+export function parseShimMessage(line: string): ShimMessage {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    throw new ProtocolError(`shim sent a line that is not JSON: ${line.slice(0, 200)}`);
+  }
+  if (typeof raw === 'object' && raw !== null && 'protocol' in raw && raw.protocol !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      `shim speaks protocol ${String(raw.protocol)}, this backend speaks ${PROTOCOL_VERSION}`,
+    );
+  }
+  const parsed = ShimMessage.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ProtocolError(
+      `shim sent an invalid message (${issue?.path.join('.') || 'message'}: ${issue?.message}): ${line.slice(0, 200)}`,
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,69 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { CliError } from './cli/errors.js';
+
+export const DATABASE_FILE = 'runs.sqlite';
+export const CONTEXT_FILE = 'context.py';
+
+/** The files of one DAMNIT database directory (by convention `<proposal>/usr/Shared/amore/`). */
+export class DatabaseDir {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  get databaseFile(): string {
+    return path.join(this.root, DATABASE_FILE);
+  }
+
+  get contextFile(): string {
+    return path.join(this.root, CONTEXT_FILE);
+  }
+
+  get extractedDataDir(): string {
+    return path.join(this.root, 'extracted_data');
+  }
+
+  /** `extracted_data/p<P>_r<R>.h5`, with no zero padding. */
+  runDataFile(proposal: number, run: number): string {
+    return path.join(this.extractedDataDir, `p${proposal}_r${run}.h5`);
+  }
+
+  get logFile(): string {
+    return path.join(this.root, 'amore.log');
+  }
+
+  get slurmLogsDir(): string {
+    return path.join(this.root, 'slurm_logs');
+  }
+
+  get supervisordConfig(): string {
+    return path.join(this.root, 'supervisord.conf');
+  }
+
+  get supervisordLog(): string {
+    return path.join(this.root, 'supervisord.log');
+  }
+
+  /** The proposal root by convention: three levels above `usr/Shared/amore`. */
+  get conventionalProposalPath(): string {
+    return path.resolve(this.root, '..', '..', '..');
+  }
+
+  hasDatabase(): boolean {
+    return existsSync(this.databaseFile);
+  }
+}
+
+/** The database directory a command runs in; fails clearly when there is no database there. */
+export function requireDatabaseDir(dir: string = process.cwd()): DatabaseDir {
+  const db = new DatabaseDir(dir);
+  if (!db.hasDatabase()) {
+    throw new CliError(
+      `no ${DATABASE_FILE} in ${db.root}: run this in a DAMNIT database directory ` +
+        `(usr/Shared/amore), or create one there with 'amore-proto proposal <number>'`,
+    );
+  }
+  return db;
+}

@@ -51,8 +51,11 @@ export const ContextMessage = z.object({
   file: z.string(),
   /** In execution order: topological, ties in definition order. */
   variables: z.array(VariableInfo),
-  /** Problems that do not stop a run but block validation (scope "static"). */
-  warnings: z.array(z.lazy(() => LoadProblem)),
+  /**
+   * Problems that block validation (read-context, check) but at run time fail only their
+   * variable (ctx_rules scope "static"): an unknown annotation, a summary that is no reduction.
+   */
+  static_problems: z.array(z.lazy(() => LoadProblem)),
 });
 export type ContextMessage = z.infer<typeof ContextMessage>;
 

@@ -1,0 +1,338 @@
+/**
+ * The run table, `runs.sqlite`: every read and write the backend makes goes through here.
+ * The orchestrator is the only writer; the GUI and other DAMNIT tools read the same file.
+ */
+import { randomBytes } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import type { SummaryValue, VariableInfo, VariableResultMessage } from '../context/protocol.js';
+import { type DatabaseDir, requireDatabaseDir } from '../database-dir.js';
+import { CONFIG_DEFAULTS } from './config-keys.js';
+import { openConnection, prepareSchema, type SchemaState } from './migrations.js';
+import { pythonJsonDumps, type StorageClass, type TypedValue } from './python-format.js';
+import { buildViewsSql } from './schema.js';
+
+/** A metameta value as the caller sees it: integers beyond 2^53 stay exact as bigint. */
+export type MetaValue = string | number | bigint | null;
+
+export interface Metameta {
+  get(key: string): MetaValue | undefined;
+  /** The stored value with its SQLite storage class, e.g. to tell 2.0 (real) from 2. */
+  getTyped(key: string): TypedValue | undefined;
+  /** Integral numbers are stored as INTEGER, others as REAL, text as TEXT. */
+  set(key: string, value: string | number | bigint): void;
+  /** False when the key was not there. */
+  delete(key: string): boolean;
+  entries(): [string, unknown][];
+  typedEntries(): [string, TypedValue][];
+}
+
+export interface RunResults {
+  /** Epoch seconds of the run's first train; goes to run_info.start_time. */
+  startTime: number | null;
+  variables: VariableResultMessage[];
+}
+
+export interface DamnitDb {
+  readonly dir: DatabaseDir;
+  /** Whether this open created the database or upgraded its format. */
+  readonly schema: SchemaState;
+  /** The SQLite connection, for reads this interface does not offer. */
+  readonly connection: Database.Database;
+  readonly metameta: Metameta;
+  ensureRun(proposal: number, run: number, opts?: { startTime?: number | null; addedAt?: number }): void;
+  upsertVariables(vars: VariableInfo[]): void;
+  recordRunResults(proposal: number, run: number, results: RunResults): void;
+  /** Every variable name: those of the `variables` table in insertion order, then other recorded names. */
+  variableNames(): string[];
+  runNumbers(proposal?: number): number[];
+  close(): void;
+}
+
+/** A fresh database ID: 40 random hex characters, as the reference's token_hex(20). */
+export function newDbId(): string {
+  return randomBytes(20).toString('hex');
+}
+
+function nowEpochSeconds(): number {
+  return Date.now() / 1000;
+}
+
+/** SQLite gets a JS number as REAL; integers that must stay INTEGER are bound as bigint. */
+function sqlInteger(n: number, what: string): bigint {
+  if (!Number.isSafeInteger(n)) throw new RangeError(`${what} must be an integer, got ${n}`);
+  return BigInt(n);
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/** The value a summary is stored as in run_variables.value. */
+function storedSummary(summary: SummaryValue | null): bigint | number | string | Buffer | null {
+  if (summary === null) return null;
+  switch (summary.t) {
+    case 'int': {
+      const n = BigInt(summary.v);
+      // SQLite integers are 64-bit; a Python int beyond that is kept as the nearest REAL.
+      return n >= INT64_MIN && n <= INT64_MAX ? n : Number(n);
+    }
+    case 'float':
+      if (typeof summary.v === 'number') return summary.v;
+      // SQLite keeps infinities as REAL (as Python's sqlite3 writes them); NaN can only be NULL.
+      return summary.v === 'nan' ? null : summary.v === 'inf' ? Infinity : -Infinity;
+    case 'str':
+      return summary.v;
+    case 'bytes':
+      return Buffer.from(summary.v, 'base64');
+  }
+}
+
+/** Metameta integers are read exactly; those that fit a JS number are given as one. */
+function fromSqlite(value: unknown): MetaValue | Uint8Array {
+  if (typeof value === 'bigint') {
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(value)
+      : value;
+  }
+  return value as MetaValue | Uint8Array;
+}
+
+interface TypedRow {
+  key: string;
+  value: unknown;
+  storage: StorageClass;
+}
+
+function typedValue(row: TypedRow): TypedValue {
+  return { value: fromSqlite(row.value), storage: row.storage };
+}
+
+/** DAMNIT never stores blobs in metameta; should one be there, callers get its UTF-8 text. */
+function plainValue(typed: TypedValue): MetaValue {
+  return typed.value instanceof Uint8Array ? Buffer.from(typed.value).toString('utf8') : typed.value;
+}
+
+class MetametaTable implements Metameta {
+  private readonly selectOne: Database.Statement<[string], TypedRow>;
+  private readonly selectAll: Database.Statement<[], TypedRow>;
+  private readonly upsert: Database.Statement<[string, string | number | bigint]>;
+  private readonly remove: Database.Statement<[string]>;
+
+  constructor(conn: Database.Database) {
+    this.selectOne = conn
+      .prepare<[string], TypedRow>('SELECT key, value, typeof(value) AS storage FROM metameta WHERE key = ?')
+      .safeIntegers(true);
+    this.selectAll = conn
+      .prepare<[], TypedRow>('SELECT key, value, typeof(value) AS storage FROM metameta ORDER BY rowid')
+      .safeIntegers(true);
+    this.upsert = conn.prepare(
+      'INSERT INTO metameta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    this.remove = conn.prepare('DELETE FROM metameta WHERE key = ?');
+  }
+
+  getTyped(key: string): TypedValue | undefined {
+    const row = this.selectOne.get(key);
+    return row === undefined ? undefined : typedValue(row);
+  }
+
+  get(key: string): MetaValue | undefined {
+    const typed = this.getTyped(key);
+    return typed === undefined ? undefined : plainValue(typed);
+  }
+
+  set(key: string, value: string | number | bigint): void {
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) throw new RangeError(`cannot store ${value} for ${key}`);
+      this.upsert.run(key, Number.isSafeInteger(value) ? BigInt(value) : value);
+    } else {
+      this.upsert.run(key, value);
+    }
+  }
+
+  delete(key: string): boolean {
+    return this.remove.run(key).changes > 0;
+  }
+
+  typedEntries(): [string, TypedValue][] {
+    return this.selectAll.all().map((row) => [row.key, typedValue(row)]);
+  }
+
+  entries(): [string, unknown][] {
+    return this.typedEntries().map(([key, typed]) => [key, plainValue(typed)]);
+  }
+}
+
+class SqliteDamnitDb implements DamnitDb {
+  readonly metameta: Metameta;
+  private readonly statements;
+
+  constructor(
+    readonly dir: DatabaseDir,
+    readonly connection: Database.Database,
+    readonly schema: SchemaState,
+  ) {
+    const conn = connection;
+    this.metameta = new MetametaTable(conn);
+    this.statements = {
+      insertRun: conn.prepare(
+        'INSERT INTO run_info (proposal, run, start_time, added_at) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (proposal, run) DO NOTHING',
+      ),
+      // start_time may only be known after the run was first recorded.
+      setStartTime: conn.prepare('UPDATE run_info SET start_time = ? WHERE proposal = ? AND run = ?'),
+      upsertVariable: conn.prepare(
+        'INSERT INTO variables (name, type, title, description, attributes) VALUES (?, NULL, ?, ?, NULL) ' +
+          'ON CONFLICT (name) DO UPDATE SET type = NULL, title = excluded.title, ' +
+          'description = excluded.description, attributes = NULL',
+      ),
+      tagsOfVariable: conn.prepare<[string], { id: number; name: string }>(
+        'SELECT tags.id, tags.name FROM tags JOIN variable_tags ON tags.id = variable_tags.tag_id ' +
+          'WHERE variable_tags.variable_name = ?',
+      ),
+      addTag: conn.prepare('INSERT OR IGNORE INTO tags (name) VALUES (?)'),
+      tagId: conn.prepare<[string], { id: number }>('SELECT id FROM tags WHERE name = ?'),
+      tagVariable: conn.prepare('INSERT OR IGNORE INTO variable_tags (variable_name, tag_id) VALUES (?, ?)'),
+      untagVariable: conn.prepare('DELETE FROM variable_tags WHERE variable_name = ? AND tag_id = ?'),
+      upsertResult: conn.prepare(
+        'INSERT INTO run_variables (proposal, run, name, version, value, timestamp, max_diff, provenance, ' +
+          'summary_type, summary_method, attributes) ' +
+          'VALUES (@proposal, @run, @name, 1, @value, @timestamp, @max_diff, @provenance, ' +
+          '@summary_type, @summary_method, @attributes) ' +
+          'ON CONFLICT (proposal, run, name, version) DO UPDATE SET value = excluded.value, ' +
+          'timestamp = excluded.timestamp, max_diff = excluded.max_diff, provenance = excluded.provenance, ' +
+          'summary_type = excluded.summary_type, summary_method = excluded.summary_method, ' +
+          'attributes = excluded.attributes',
+      ),
+      catalogueNames: conn.prepare<[], { name: string }>('SELECT name FROM variables ORDER BY rowid'),
+      recordedNames: conn.prepare<[], { name: string }>(
+        'SELECT DISTINCT name FROM run_variables WHERE name IS NOT NULL ORDER BY name',
+      ),
+      runNumbers: conn.prepare<[bigint | null, bigint | null], { run: number }>(
+        'SELECT DISTINCT run FROM run_info WHERE ? IS NULL OR proposal = ? ORDER BY run',
+      ),
+    };
+  }
+
+  private writeRun(proposal: number, run: number, startTime: number | null, addedAt: number): void {
+    const p = sqlInteger(proposal, 'proposal');
+    const r = sqlInteger(run, 'run');
+    this.statements.insertRun.run(p, r, startTime, addedAt);
+    if (startTime !== null) this.statements.setStartTime.run(startTime, p, r);
+  }
+
+  ensureRun(proposal: number, run: number, opts: { startTime?: number | null; addedAt?: number } = {}): void {
+    this.connection
+      .transaction(() => this.writeRun(proposal, run, opts.startTime ?? null, opts.addedAt ?? nowEpochSeconds()))
+      .immediate();
+  }
+
+  private syncTags(variable: string, tags: readonly string[]): void {
+    const s = this.statements;
+    const current = new Map(s.tagsOfVariable.all(variable).map((t) => [t.name, t.id]));
+    const wanted = new Set(tags);
+    for (const tag of wanted) {
+      if (current.has(tag)) continue;
+      s.addTag.run(tag);
+      const row = s.tagId.get(tag);
+      if (row !== undefined) s.tagVariable.run(variable, row.id);
+    }
+    // The trigger deletes a tag once no variable carries it.
+    for (const [tag, id] of current) {
+      if (!wanted.has(tag)) s.untagVariable.run(variable, id);
+    }
+  }
+
+  private rebuildViews(): void {
+    this.connection.exec(buildViewsSql(this.variableNames()));
+  }
+
+  upsertVariables(vars: VariableInfo[]): void {
+    const stored = vars.filter((v) => !v.transient);
+    this.connection
+      .transaction(() => {
+        const known = new Set(this.variableNames());
+        for (const v of stored) {
+          this.statements.upsertVariable.run(v.name, v.title, v.description);
+          this.syncTags(v.name, v.tags);
+        }
+        if (stored.some((v) => !known.has(v.name))) this.rebuildViews();
+      })
+      .immediate();
+  }
+
+  recordRunResults(proposal: number, run: number, results: RunResults): void {
+    const timestamp = nowEpochSeconds();
+    const p = sqlInteger(proposal, 'proposal');
+    const r = sqlInteger(run, 'run');
+    this.connection
+      .transaction(() => {
+        const known = new Set(this.variableNames());
+        this.writeRun(proposal, run, results.startTime, timestamp);
+        for (const result of results.variables) {
+          // A failure keeps only its error: no summary metadata is left from an earlier success.
+          const failed = result.value === null;
+          const attributes = result.attributes ?? {};
+          this.statements.upsertResult.run({
+            proposal: p,
+            run: r,
+            name: result.name,
+            value: storedSummary(result.value),
+            timestamp,
+            max_diff: failed ? null : result.max_diff,
+            provenance: 'context.py',
+            summary_type: failed ? null : result.summary_type,
+            summary_method: failed ? null : (result.summary_method ?? ''),
+            attributes: Object.keys(attributes).length > 0 ? pythonJsonDumps(attributes) : null,
+          });
+        }
+        if (results.variables.some((v) => !known.has(v.name))) this.rebuildViews();
+      })
+      .immediate();
+  }
+
+  variableNames(): string[] {
+    const names = this.statements.catalogueNames.all().map((row) => row.name);
+    const seen = new Set(names);
+    for (const { name } of this.statements.recordedNames.all()) {
+      if (!seen.has(name)) names.push(name);
+    }
+    return names;
+  }
+
+  runNumbers(proposal?: number): number[] {
+    const p = proposal === undefined ? null : sqlInteger(proposal, 'proposal');
+    return this.statements.runNumbers.all(p, p).map((row) => Number(row.run));
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+}
+
+/**
+ * Opens the database of a database directory, upgrading an older format on the way.
+ * Without `create`, a missing runs.sqlite is the usual "not a database directory" error.
+ * A new database gets a db_id, format 4 and the reference's concurrent_jobs default.
+ */
+export function openDatabase(dir: DatabaseDir, opts: { create?: boolean } = {}): DamnitDb {
+  const create = opts.create ?? false;
+  if (!create) requireDatabaseDir(dir.root);
+  const conn = openConnection(dir.databaseFile, { create });
+  try {
+    const schema = prepareSchema(conn, dir.databaseFile, { create });
+    const db = new SqliteDamnitDb(dir, conn, schema);
+    // Only take the write lock when there is something to write: most opens have a db_id.
+    if (schema.created || db.metameta.get('db_id') == null) {
+      conn
+        .transaction(() => {
+          if (db.metameta.get('db_id') == null) db.metameta.set('db_id', newDbId());
+          if (schema.created) db.metameta.set('concurrent_jobs', CONFIG_DEFAULTS.concurrent_jobs);
+        })
+        .immediate();
+    }
+    return db;
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}

@@ -1,6 +1,17 @@
 import type { Command } from 'commander';
+import { register as dbConfig } from './db-config.js';
+import { register as migrate } from './migrate.js';
+import { register as newId } from './new-id.js';
+import { register as proposal } from './proposal.js';
+import { register as readContext } from './read-context.js';
 
 /** Each command lives in its own file and adds itself to the program. */
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [
+  proposal,
+  dbConfig,
+  newId,
+  migrate,
+  readContext,
+];

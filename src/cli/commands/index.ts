@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as check } from './check.js';
 import { register as dbConfig } from './db-config.js';
 import { register as migrate } from './migrate.js';
 import { register as newId } from './new-id.js';
@@ -14,4 +15,5 @@ export const commands: RegisterCommand[] = [
   newId,
   migrate,
   readContext,
+  check,
 ];

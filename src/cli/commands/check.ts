@@ -1,0 +1,85 @@
+import { type Command, Option } from 'commander';
+import { checkFiles, requireFiles } from '../../validate/check-files.js';
+import { countBySeverity } from '../../validate/diagnostics.js';
+import {
+  formatGithub,
+  formatJson,
+  formatText,
+  type OutputFormat,
+  OUTPUT_FORMATS,
+  summaryLine,
+  wantColor,
+} from '../../validate/report.js';
+import { DEFAULT_TARGET, parsePythonVersion, TargetResolver } from '../../validate/target-python.js';
+import { ContextValidator, type PyflakesStatus } from '../../validate/validator.js';
+import { CliError } from '../errors.js';
+
+interface CheckOptions {
+  format: OutputFormat;
+  json?: boolean;
+  strict?: boolean;
+  pythonVersion?: string;
+}
+
+/** The one line saying pyflakes did not run, and how to get it. */
+export function pyflakesSkippedLine(status: PyflakesStatus): string | null {
+  if (status.available) return null;
+  return `note: pyflakes warnings were skipped (${status.reason}; run scripts/fetch-pyflakes.sh to add it)`;
+}
+
+export function register(program: Command): void {
+  program
+    .command('check')
+    .description(
+      'Check context files without running them and without Python (in Pyodide): errors that would ' +
+        'stop the context from loading, and pyflakes warnings',
+    )
+    .argument('<files...>', 'context files to check')
+    .addOption(new Option('--format <format>', 'output format').choices(OUTPUT_FORMATS).default('text'))
+    .option('--json', 'same as --format json')
+    .option('--strict', 'warnings make the check fail too')
+    .option(
+      '--python-version <X.Y>',
+      `Python version whose grammar to check against (default: the database's context_python ` +
+        `when it runs here, else ${DEFAULT_TARGET.major}.${DEFAULT_TARGET.minor})`,
+    )
+    .addHelpText(
+      'after',
+      '\nExit status: 0 no errors, 1 errors (or warnings with --strict), 2 a mistake in the command line.',
+    )
+    .action(async (files: string[], opts: CheckOptions) => {
+      const format: OutputFormat = opts.json ? 'json' : opts.format;
+      const explicit = opts.pythonVersion === undefined ? undefined : parsePythonVersion(opts.pythonVersion);
+      requireFiles(files);
+      const targets = new TargetResolver({ explicit });
+      let validator: ContextValidator;
+      try {
+        validator = await ContextValidator.start();
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      let reports;
+      try {
+        reports = await checkFiles(files, validator, targets);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      } finally {
+        validator.close();
+      }
+      for (const note of targets.notes) process.stderr.write(`note: ${note}\n`);
+      const skipped = pyflakesSkippedLine(validator.pyflakes);
+      if (skipped !== null) process.stderr.write(`${skipped}\n`);
+
+      if (format === 'json') {
+        process.stdout.write(formatJson(reports, validator.pyflakes));
+      } else if (format === 'github') {
+        process.stdout.write(formatGithub(reports));
+      } else {
+        const tty = Boolean(process.stdout.isTTY);
+        process.stdout.write(formatText(reports, { showSource: tty, color: wantColor(process.stdout) }));
+        process.stderr.write(`${summaryLine(reports)}\n`);
+      }
+      const { errors, warnings } = countBySeverity(reports);
+      if (errors > 0 || (opts.strict && warnings > 0)) process.exitCode = 1;
+    });
+}

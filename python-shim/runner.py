@@ -1,0 +1,327 @@
+"""`run`: compute a context's variables for one run and write the run's HDF5 file.
+
+    damnit_shim.py --channel fd:3 run CONTEXT_FILE --proposal P --run R
+        --run-data raw|proc|all --proposal-path PATH --out H5PATH
+        [--mock] [--match S]... [--cluster include|exclude|only] [--mymdc-source SPEC]
+
+Messages: run_started, then (only once the HDF5 file is safely in place) one
+variable_result per stored or failed variable, then run_finished; or a single `fatal`
+when the run cannot be processed at all. Execution follows contract section 5;
+results and summaries are made in results.py, the file is written by h5writer.py.
+The orchestrator records the database rows from these messages.
+"""
+import argparse
+import inspect
+import logging
+import os
+import sys
+import time
+import traceback
+from fnmatch import fnmatch
+from pathlib import Path
+
+import h5writer
+import mymdc
+import results
+import xd_compat
+from context_loader import ContextLoadError, load_context
+from damnit_ctx import Skip
+from mock_run import mock_run
+
+log = logging.getLogger("ctxrunner")
+
+
+class DependencyError(RuntimeError):
+    """A variable could not run because dependencies it needs failed or were skipped.
+    Its message draws the chain of failures as a tree."""
+
+    def __init__(self, dep_errors):
+        self.dep_errors = list(dep_errors)
+        super().__init__("\n".join(["Skipped due to missing dependency:"]
+                                   + _tree_lines(self.dep_errors, "")))
+
+
+def _tree_lines(dep_errors, prefix):
+    lines = []
+    for index, (name, error) in enumerate(dep_errors):
+        last = index == len(dep_errors) - 1
+        head = prefix + ("└ " if last else "├ ")
+        child_prefix = prefix + ("   " if last else "│  ")
+        if isinstance(error, DependencyError):
+            lines.append("%s(%s) skipped" % (head, name))
+            lines.extend(_tree_lines(error.dep_errors, child_prefix)
+                         if error.dep_errors else [child_prefix + "<no details>"])
+            continue
+        message = results.error_message(error).splitlines()
+        if not message:
+            lines.append("%s(%s) failed: %s" % (head, name, type(error).__name__))
+            continue
+        lines.append("%s(%s) failed: %s: %s" % (head, name, type(error).__name__, message[0]))
+        lines.extend(child_prefix + line for line in message[1:])
+    return lines
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def parse_args(argv):
+    parser = _Parser(prog="damnit_shim.py run", add_help=False)
+    parser.add_argument("context_file")
+    parser.add_argument("--proposal", type=int, required=True)
+    parser.add_argument("--run", type=int, required=True)
+    parser.add_argument("--run-data", choices=("raw", "proc", "all"), required=True)
+    parser.add_argument("--proposal-path", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--mock", action="store_true")
+    parser.add_argument("--match", action="append", default=[])
+    parser.add_argument("--cluster", choices=("include", "exclude", "only"), default="include")
+    parser.add_argument("--mymdc-source", default="mymdc")
+    args = parser.parse_args(argv)
+    if not mymdc.valid_spec(args.mymdc_source):
+        raise UsageError("--mymdc-source: %s" % mymdc.SPEC_HELP)
+    return args
+
+
+def located_problem(problem):
+    """`context.py:LINE:COL: message` for one load problem."""
+    where = os.path.basename(problem.get("file") or "context.py")
+    for part in ("line", "column"):
+        if problem.get(part) is None:
+            break
+        where += ":%d" % problem[part]
+    return "%s: %s" % (where, problem["message"])
+
+
+def select_variables(loaded, run_data, cluster, matches, among=None):
+    """Names to compute, in execution order: those (of `among`, default all) of this
+    trigger (data after promotion), cluster choice and --match (title substrings,
+    case-insensitive), plus every dependency of those."""
+    graph = loaded.graph
+    chosen = []
+    for name in graph.order:
+        if among is not None and name not in among:
+            continue
+        title = str(loaded.variables[name].title or name).lower()
+        if run_data != "all" and graph.data[name] != run_data:
+            continue
+        if cluster != "include" and graph.cluster[name] != (cluster == "only"):
+            continue
+        if matches and not any(m.lower() in title for m in matches):
+            continue
+        chosen.append(name)
+    needed = set(chosen)
+    for name in chosen:
+        needed.update(graph.all_dependencies(name))
+    return [name for name in graph.order if name in needed]
+
+
+class RunContext:
+    """What `meta#` and `mymdc#` arguments are made from."""
+
+    def __init__(self, proposal, run_number, proposal_path, mymdc_spec):
+        self.proposal = proposal
+        self.run_number = run_number
+        self.proposal_path = Path(proposal_path)
+        self._mymdc_spec = mymdc_spec
+        self._mymdc = None
+
+    def mymdc_field(self, field):
+        if self._mymdc is None:
+            self._mymdc = mymdc.make_source(self._mymdc_spec, self.proposal, self.proposal_path)
+        return self._mymdc.field(self.run_number, field)
+
+    def meta(self, annotation):
+        if annotation == "meta#run_number":
+            return self.run_number
+        if annotation == "meta#proposal":
+            return self.proposal
+        return self.proposal_path  # meta#proposal_path, meta#proposal_dir
+
+
+class Outcome:
+    """How one variable went: `result` (stored), `error`, or neither (returned None)."""
+
+    def __init__(self, name, duration=None, result=None, summary=None, error=None):
+        self.name = name
+        self.duration = duration
+        self.result = result
+        self.summary = summary
+        self.error = error
+
+
+def _arguments(var, dep_values, dep_names, run_context):
+    """(kwargs, missing dependency names) for calling `var`."""
+    kwargs = {}
+    missing = []
+    annotations = getattr(var.func, "__annotations__", None) or {}
+    parameters = list(inspect.signature(var.func).parameters.values())[1:]  # after `run`
+    for param in parameters:
+        annotation = annotations.get(param.name)
+        if not isinstance(annotation, str):
+            continue
+        has_default = param.default is not inspect.Parameter.empty
+        if annotation.startswith("var#"):
+            pattern = annotation[len("var#"):]
+            matches = [n for n in dep_values if fnmatch(n, pattern)]
+            if matches == [pattern]:
+                kwargs[param.name] = dep_values[pattern]
+            elif matches:
+                kwargs[param.name] = {n: dep_values[n] for n in matches}
+            elif not has_default:
+                missing.extend(n for n in dep_names if fnmatch(n, pattern) and n not in missing)
+        elif annotation.startswith("mymdc#"):
+            kwargs[param.name] = run_context.mymdc_field(annotation[len("mymdc#"):])
+        elif annotation in ("meta#run_number", "meta#proposal", "meta#proposal_path",
+                            "meta#proposal_dir"):
+            kwargs[param.name] = run_context.meta(annotation)
+        else:
+            raise RuntimeError("Unknown path '%s' for variable '%s'" % (annotation, var.title))
+    return kwargs, missing
+
+
+def execute(loaded, names, run, run_context):
+    """Compute `names` in order; returns {name: Outcome} for non-transient variables."""
+    dep_values = {}  # what dependants receive
+    errors = {}  # including transient variables', for dependants' messages
+    outcomes = {}
+    for name in names:
+        var = loaded.variables[name]
+        start = time.perf_counter()
+        try:
+            kwargs, missing = _arguments(var, dep_values, names, run_context)
+            if missing:
+                log.warning("Skipping %s because of missing dependencies: %s",
+                            name, ", ".join(missing))
+                dep_errors = [(dep, errors[dep]) for dep in missing if dep in errors]
+                if dep_errors:
+                    error = DependencyError(dep_errors)
+                    if all(isinstance(e, Skip) for _, e in dep_errors):
+                        error = Skip(str(error))
+                else:
+                    error = Skip("Dependencies returned no data:"
+                                 + "".join("\n- '%s'" % dep for dep in missing))
+                errors[name] = error
+                outcomes[name] = Outcome(name, error=error)
+                continue
+            returned = var.func(run, **kwargs)
+            if var.transient:
+                value = results.transient_value(returned)
+                result = None
+            else:
+                result = results.make_result(returned, var)
+                value = result.data
+        except (Exception, SystemExit) as e:
+            sys.stdout.flush()
+            if isinstance(e, Skip):
+                log.error("Skipped %s: %s", name, e)
+            else:
+                log.error("Could not get data for %s", name, exc_info=True)
+            errors[name] = e
+            outcomes[name] = Outcome(name, time.perf_counter() - start, error=e)
+            continue
+        # User output printed by the function goes before our log line.
+        sys.stdout.flush()
+        duration = time.perf_counter() - start
+        log.info("Computed %s in %.03f s", name, duration)
+        if value is not None:
+            dep_values[name] = value
+        outcomes[name] = Outcome(name, duration, result=result)
+
+    return {name: o for name, o in outcomes.items() if not loaded.variables[name].transient}
+
+
+def _open(args, names, loaded):
+    """(run object, names still to compute). Proc data missing: raw variables only."""
+    if args.mock:
+        log.info("Using mock run for testing")
+        return mock_run(), names
+    data = "raw" if args.run_data == "raw" else "all"
+    if data == "all" and not xd_compat.has_run_data(args.proposal_path, args.run, "proc"):
+        log.warning("Proc data is unavailable, only raw variables will be executed.")
+        data = "raw"
+        names = select_variables(loaded, "raw", "include", [], among=names)
+    return xd_compat.open_run(args.proposal_path, args.run, data), names
+
+
+def _start_time(args, run):
+    if args.mock:
+        return time.time()
+    try:
+        return float(xd_compat.start_time(run))
+    except Exception:
+        log.warning("Could not find the run's start time", exc_info=True)
+        return None
+
+
+def main(channel, argv):
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s:%(name)s:%(message)s")
+    try:
+        args = parse_args(argv)
+    except UsageError as e:
+        channel.send("fatal", message="run: %s" % e, traceback=None)
+        return 2
+    log.info("proposal=%d, run=%d, run_data=%s%s%s", args.proposal, args.run, args.run_data,
+             ", mock" if args.mock else "", ", match=%s" % args.match if args.match else "")
+
+    try:
+        loaded = load_context(args.context_file)
+    except ContextLoadError as e:
+        channel.send("fatal", traceback=e.traceback, message="context.py failed to load:\n"
+                     + "\n".join(located_problem(p) for p in e.problems))
+        return 1
+
+    names = select_variables(loaded, args.run_data, args.cluster, args.match)
+    try:
+        run, names = _open(args, names, loaded)
+    except Exception as e:
+        channel.send("fatal", traceback=traceback.format_exc(),
+                     message="Run %d of proposal %d cannot be opened from %s: %s"
+                     % (args.run, args.proposal, args.proposal_path, results.error_message(e)))
+        return 1
+    stored_names = [n for n in names if not loaded.variables[n].transient]
+    log.info("Using %d variables (of %d) from context file", len(names), len(loaded.variables))
+    channel.send("run_started", proposal=args.proposal, run=args.run, run_data=args.run_data,
+                 variables=stored_names)
+
+    run_context = RunContext(args.proposal, args.run, args.proposal_path, args.mymdc_source)
+    outcomes = execute(loaded, names, run, run_context)
+    start_time = _start_time(args, run)
+
+    to_store = {}
+    for name, outcome in outcomes.items():
+        if outcome.result is None:
+            continue
+        outcome.summary = results.summarise(outcome.result, name)
+        if outcome.summary is not None or outcome.result.data is not None \
+                or outcome.result.preview is not None:
+            to_store[name] = (outcome.result, outcome.summary)
+    errors = {name: o.error for name, o in outcomes.items() if o.error is not None}
+
+    log.info("Writing %d variables to %s", len(to_store) + len(errors), args.out)
+    try:
+        failures = h5writer.write_run_file(args.out, to_store, errors, start_time)
+    except Exception as e:
+        channel.send("fatal", traceback=traceback.format_exc(),
+                     message="Could not write %s: %s" % (args.out, results.error_message(e)))
+        return 1
+
+    for name in stored_names:
+        outcome = outcomes[name]
+        error = failures.get(name, outcome.error)
+        if error is not None:
+            fields = results.error_fields(error)
+        elif name in to_store:
+            fields = results.message_fields(outcome.summary)
+        else:
+            continue  # returned None: nothing stored, the previous value stays
+        channel.send("variable_result", name=name, duration_s=outcome.duration, **fields)
+    channel.send("run_finished", proposal=args.proposal, run=args.run, start_time=start_time,
+                 h5_path=os.path.abspath(args.out))
+    return 0

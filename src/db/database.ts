@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import type { SummaryValue, VariableInfo, VariableResultMessage } from '../context/protocol.js';
 import { type DatabaseDir, requireDatabaseDir } from '../database-dir.js';
 import { CONFIG_DEFAULTS } from './config-keys.js';
-import { openConnection, prepareSchema, type SchemaState } from './migrations.js';
+import { openConnection, prepareSchema, type SchemaState, shareWithEveryone } from './migrations.js';
 import { pythonJsonDumps, type StorageClass, type TypedValue } from './python-format.js';
 import { buildViewsSql } from './schema.js';
 
@@ -320,6 +320,7 @@ export function openDatabase(dir: DatabaseDir, opts: { create?: boolean } = {}):
   const conn = openConnection(dir.databaseFile, { create });
   try {
     const schema = prepareSchema(conn, dir.databaseFile, { create });
+    shareWithEveryone(dir.databaseFile);
     const db = new SqliteDamnitDb(dir, conn, schema);
     // Only take the write lock when there is something to write: most opens have a db_id.
     if (schema.created || db.metameta.get('db_id') == null) {

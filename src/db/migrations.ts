@@ -76,21 +76,25 @@ export function openConnection(file: string, opts: { create: boolean }): Databas
   }
   try {
     conn.pragma('foreign_keys = ON');
-    conn.pragma('journal_mode = WAL');
+    // "file is not a database" and the like surface at the first read.
+    conn.prepare('SELECT count(*) FROM sqlite_master').get();
   } catch (err) {
     conn.close();
-    // "file is not a database" and the like surface at the first statement.
     throw new DatabaseFormatError(`cannot open ${file}: ${(err as Error).message}`);
   }
-  shareWithEveryone(file);
   return conn;
+}
+
+/** Switched on only once the database is known to be ours, so a refused file stays untouched. */
+function useWriteAheadLog(conn: Database.Database): void {
+  conn.pragma('journal_mode = WAL');
 }
 
 /**
  * A proposal's database is shared by every member of the experiment team, as the reference
  * does: the owner makes it (and WAL's side files, which readers also write) writable for all.
  */
-function shareWithEveryone(file: string): void {
+export function shareWithEveryone(file: string): void {
   const uid = os.userInfo().uid;
   for (const f of [file, `${file}-wal`, `${file}-shm`]) {
     try {
@@ -172,19 +176,24 @@ export function prepareSchema(conn: Database.Database, file: string, opts: { cre
       .run(BigInt(version));
   };
 
-  const created = conn
-    .transaction(() => {
-      if (!isEmpty(conn)) return false;
-      if (!opts.create) throw new DatabaseFormatError(`${file} is empty, not a DAMNIT database`);
-      conn.exec(SCHEMA_DDL);
-      setVersion(DATA_FORMAT_VERSION);
-      return true;
-    })
-    .immediate();
-  if (created) return { created, upgrade: null };
+  if (isEmpty(conn)) {
+    if (!opts.create) throw new DatabaseFormatError(`${file} is empty, not a DAMNIT database`);
+    useWriteAheadLog(conn);
+    const created = conn
+      .transaction(() => {
+        // Checked again under the write lock: another process may have created it meanwhile.
+        if (!isEmpty(conn)) return false;
+        conn.exec(SCHEMA_DDL);
+        setVersion(DATA_FORMAT_VERSION);
+        return true;
+      })
+      .immediate();
+    if (created) return { created, upgrade: null };
+  }
 
   const fromVersion = readFormatVersion(conn, file);
   checkVersionIsOpenable(fromVersion, file);
+  useWriteAheadLog(conn);
   const applied: Migration[] = [];
   for (const step of pendingMigrations(fromVersion)) {
     conn
@@ -197,5 +206,5 @@ export function prepareSchema(conn: Database.Database, file: string, opts: { cre
       .immediate();
   }
   const upgrade = applied.length > 0 ? { fromVersion, toVersion: DATA_FORMAT_VERSION, steps: applied } : null;
-  return { created, upgrade };
+  return { created: false, upgrade };
 }

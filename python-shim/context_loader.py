@@ -55,7 +55,8 @@ def load_context(path):
     module = _execute(code, path, source)
     variables = {}
     for value in list(vars(module).values()):
-        if isinstance(value, Variable) and value.func is not None and value.name not in variables:
+        # Two Variables with one function name: the later one wins, as in the reference.
+        if isinstance(value, Variable) and value.func is not None:
             variables[value.name] = value
 
     def_positions = _def_positions(tree)

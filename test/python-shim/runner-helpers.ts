@@ -1,0 +1,194 @@
+/**
+ * Helpers for the shim's `run` command tests: run it in the real interpreter with a file
+ * channel, read the HDF5 file back with h5py, make sample proposals with the fixture generator.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import {
+  parseShimMessage,
+  type ShimMessage,
+  type VariableResultMessage,
+} from '../../src/context/protocol.js';
+import { FIXTURES_DIR, REPO_ROOT, TEST_PYTHON } from '../helpers/paths.js';
+
+export const SHIM = path.join(REPO_ROOT, 'python-shim', 'damnit_shim.py');
+export const GENERATOR = path.join(FIXTURES_DIR, 'make_sample_proposal.py');
+export const SAMPLE_CONTEXT = path.join(FIXTURES_DIR, 'sample', 'context.py');
+
+export const HEADER = 'import numpy as np\nfrom damnit_ctx import Variable, Cell, Skip\n\n';
+
+export interface RunOutput {
+  messages: ShimMessage[];
+  results: Map<string, VariableResultMessage>;
+  stdout: string;
+  stderr: string;
+  exitCode: number | undefined;
+}
+
+export interface RunOptions {
+  proposal?: number;
+  run?: number;
+  runData?: 'raw' | 'proc' | 'all';
+  proposalPath?: string;
+  out?: string;
+  mock?: boolean;
+  extra?: string[];
+}
+
+/** The default output path of a run in `dir`, as the orchestrator names it. */
+export function h5PathFor(dir: string, proposal = 1234, run = 1): string {
+  return path.join(dir, 'extracted_data', `p${proposal}_r${run}.h5`);
+}
+
+/** Writes `source` as `dir/context.py` (creating dir) and returns its path. */
+export function writeContext(dir: string, source: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'context.py');
+  writeFileSync(file, source);
+  return file;
+}
+
+export function shimArgs(contextFile: string, channel: string, opts: RunOptions): string[] {
+  const dir = path.dirname(contextFile);
+  const proposal = opts.proposal ?? 1234;
+  const run = opts.run ?? 1;
+  return [
+    SHIM, '--channel', `file:${channel}`, 'run', contextFile,
+    '--proposal', String(proposal), '--run', String(run),
+    '--run-data', opts.runData ?? 'raw',
+    '--proposal-path', opts.proposalPath ?? path.join(dir, 'no-proposal'),
+    '--out', opts.out ?? h5PathFor(dir, proposal, run),
+    ...(opts.mock === false ? [] : ['--mock']),
+    ...(opts.extra ?? []),
+  ];
+}
+
+export function readChannel(channel: string): ShimMessage[] {
+  if (!existsSync(channel)) return [];
+  return readFileSync(channel, 'utf8').split('\n').filter((l) => l !== '').map(parseShimMessage);
+}
+
+let runCounter = 0;
+
+/** Runs `run` on a context file (mock run unless `mock: false`) and collects its messages. */
+export async function runShim(contextFile: string, opts: RunOptions = {}): Promise<RunOutput> {
+  runCounter += 1;
+  const dir = path.dirname(contextFile);
+  const channel = path.join(dir, `channel-${process.pid}-${runCounter}.jsonl`);
+  const result = await execa(TEST_PYTHON, shimArgs(contextFile, channel, opts), { cwd: dir, reject: false });
+  const messages = readChannel(channel);
+  const results = new Map<string, VariableResultMessage>();
+  for (const m of messages) if (m.kind === 'variable_result') results.set(m.name, m);
+  return {
+    messages,
+    results,
+    stdout: String(result.stdout),
+    stderr: String(result.stderr),
+    exitCode: result.exitCode,
+  };
+}
+
+/** Runs and asserts the run finished: the messages end with run_finished, exit code 0. */
+export async function runOk(contextFile: string, opts: RunOptions = {}): Promise<RunOutput> {
+  const out = await runShim(contextFile, opts);
+  const kinds = out.messages.map((m) => m.kind);
+  assert.equal(kinds.at(-1), 'run_finished', `run did not finish: ${kinds.join(',')}\n${out.stderr}`);
+  assert.equal(out.exitCode, 0, out.stderr);
+  return out;
+}
+
+export function result(out: RunOutput, name: string): VariableResultMessage {
+  const r = out.results.get(name);
+  assert.ok(r, `no variable_result for ${name}; got ${[...out.results.keys()].join(', ')}`);
+  return r;
+}
+
+/** One HDF5 object as h5dump() reports it. `value` only for small datasets; `head` holds the
+ * first bytes (hex) of uint8 datasets such as PNG thumbnails. */
+export interface H5Entry {
+  group?: true;
+  shape?: number[];
+  dtype?: string;
+  attrs: Record<string, unknown>;
+  value?: unknown;
+  head?: string;
+}
+
+const H5DUMP = String.raw`
+import json, math, sys
+import h5py, numpy as np
+
+def plain(v):
+    if isinstance(v, bytes):
+        return v.decode('utf-8', 'replace')
+    if isinstance(v, h5py.Reference):
+        return 'ref'
+    if isinstance(v, np.ndarray):
+        return [plain(x) for x in (v.tolist() if v.dtype.kind not in 'OV' else list(v))]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, complex):
+        return {'re': plain(v.real), 'im': plain(v.imag)}
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    return v
+
+out = {}
+with h5py.File(sys.argv[1], 'r') as f:
+    def visit(name, obj):
+        entry = {'attrs': {k: plain(obj.attrs[k]) for k in obj.attrs
+                           if k not in ('DIMENSION_LIST', 'REFERENCE_LIST')}}
+        if isinstance(obj, h5py.Dataset):
+            entry['shape'] = list(obj.shape)
+            entry['dtype'] = 'str' if h5py.check_string_dtype(obj.dtype) else obj.dtype.str
+            if obj.dtype == np.uint8 and obj.ndim == 1:
+                entry['head'] = obj[:8].tobytes().hex()
+            if obj.size <= 64:
+                entry['value'] = plain(obj.asstr()[()] if entry['dtype'] == 'str' else obj[()])
+        else:
+            entry['group'] = True
+        out[name] = entry
+    f.visititems(visit)
+print(json.dumps(out))
+`;
+
+/** Every object of an HDF5 file, read back with h5py. */
+export async function h5dump(file: string): Promise<Map<string, H5Entry>> {
+  const { stdout } = await execa(TEST_PYTHON, ['-c', H5DUMP, file]);
+  return new Map(Object.entries(JSON.parse(stdout) as Record<string, H5Entry>));
+}
+
+export function entry(dump: Map<string, H5Entry>, name: string): H5Entry {
+  const e = dump.get(name);
+  assert.ok(e, `no ${name} in the HDF5 file; it has ${[...dump.keys()].join(', ')}`);
+  return e;
+}
+
+/** Runs a Python snippet (argv after it) with the test interpreter and parses its JSON output. */
+export async function pythonJson<T>(code: string, args: string[] = []): Promise<T> {
+  const { stdout } = await execa(TEST_PYTHON, ['-c', code, ...args], {
+    env: { PYTHONPATH: path.join(REPO_ROOT, 'python-shim') },
+  });
+  return JSON.parse(stdout) as T;
+}
+
+/** A synthetic proposal from the fixture generator. */
+export async function makeSampleProposal(root: string, args: string[] = []): Promise<void> {
+  await execa(TEST_PYTHON, [GENERATOR, root, ...args]);
+}
+
+/** Decodes a base64 SummaryValue of kind bytes. */
+export function bytesOf(value: VariableResultMessage['value']): Buffer {
+  assert.ok(value && value.t === 'bytes', `expected bytes, got ${JSON.stringify(value)}`);
+  return Buffer.from(value.v, 'base64');
+}
+
+/** Width and height of PNG bytes, from the IHDR chunk. */
+export function pngSize(png: Buffer): { width: number; height: number } {
+  assert.equal(png.subarray(0, 8).toString('hex'), '89504e470d0a1a0a', 'not a PNG');
+  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+}

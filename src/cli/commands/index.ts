@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { register as check } from './check.js';
+import { register as context } from './context.js';
 import { register as dbConfig } from './db-config.js';
 import { register as migrate } from './migrate.js';
 import { register as newId } from './new-id.js';
@@ -16,4 +17,5 @@ export const commands: RegisterCommand[] = [
   migrate,
   readContext,
   check,
+  context,
 ];

@@ -6,6 +6,8 @@ import { register as migrate } from './migrate.js';
 import { register as newId } from './new-id.js';
 import { register as proposal } from './proposal.js';
 import { register as readContext } from './read-context.js';
+import { register as reprocess } from './reprocess.js';
+import { register as table } from './table.js';
 
 /** Each command lives in its own file and adds itself to the program. */
 export type RegisterCommand = (program: Command) => void;
@@ -16,6 +18,8 @@ export const commands: RegisterCommand[] = [
   newId,
   migrate,
   readContext,
+  reprocess,
+  table,
   check,
   context,
 ];

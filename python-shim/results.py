@@ -357,7 +357,7 @@ def _resample_axis(arr, axis, size):
         return arr
     if n > size:
         edges = np.linspace(0, n, size + 1).astype(np.intp)
-        sums = np.add.reduceat(arr, edges[:-1], axis=axis)
+        sums = np.add.reduceat(arr, edges[:-1], axis=axis, dtype=np.float64)
         counts = np.diff(edges).astype(np.float64)
         shape = [1] * arr.ndim
         shape[axis] = size
@@ -377,11 +377,14 @@ def array_thumbnail(data):
     arr = np.asarray(data.values if is_dataarray(data) else data)
     if np.iscomplexobj(arr):
         arr = np.abs(arr)
-    arr = np.nan_to_num(arr.astype(np.float64))
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8)
     if arr.size == 0:
         raise ValueError("cannot draw an empty image")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        arr = np.nan_to_num(arr)  # NaN drawn as 0, as the reference does
     height, width = _thumbnail_shape(*arr.shape)
-    small = _resample_axis(_resample_axis(arr, 0, height), 1, width)
+    small = _resample_axis(_resample_axis(arr, 0, height), 1, width).astype(np.float64)
     vmin, vmax = np.quantile(small, [0.01, 0.99])
     if vmax > vmin:
         scaled = np.clip((small - vmin) / (vmax - vmin), 0.0, 1.0)
@@ -396,7 +399,7 @@ def shrink_to_thumbnail(rgba):
     if max(height, width) <= THUMBNAIL_SIZE:
         return rgba
     new_h, new_w = _thumbnail_shape(height, width)
-    small = _resample_axis(_resample_axis(rgba.astype(np.float64), 0, new_h), 1, new_w)
+    small = _resample_axis(_resample_axis(rgba, 0, new_h), 1, new_w)
     return small.round().astype(np.uint8)
 
 

@@ -55,7 +55,7 @@ describe('describeContext', () => {
     const dir = dbDirWith('hang', 'import time\nprint("loading...", flush=True)\ntime.sleep(600)\n');
     const output: string[] = [];
     const result = await describeContext(dir, TEST_PYTHON, {
-      timeoutMs: 1_000,
+      timeoutMs: 3_000,
       onOutput: (stream, line) => output.push(`${stream}:${line}`),
     });
     assert.ok(!result.ok);
@@ -64,7 +64,7 @@ describe('describeContext', () => {
       [
         [
           'timeout',
-          "context.py took longer than 1 s to load (raise the limit with 'amore-proto db-config context_load_timeout SECONDS')",
+          "context.py took longer than 3 s to load (raise the limit with 'amore-proto db-config context_load_timeout SECONDS')",
         ],
       ],
     );

@@ -267,6 +267,17 @@ def main(channel, argv):
     except UsageError as e:
         channel.send("fatal", message="run: %s" % e, traceback=None)
         return 2
+    try:
+        return _run(channel, args)
+    except Exception as e:
+        # A bug of ours, not of the context: still one clear message, never a bare crash.
+        channel.send("fatal", traceback=traceback.format_exc(),
+                     message="Internal error of the run shim: %s: %s"
+                     % (type(e).__name__, results.error_message(e)))
+        return 1
+
+
+def _run(channel, args):
     log.info("proposal=%d, run=%d, run_data=%s%s%s", args.proposal, args.run, args.run_data,
              ", mock" if args.mock else "", ", match=%s" % args.match if args.match else "")
 
@@ -275,6 +286,10 @@ def main(channel, argv):
     except ContextLoadError as e:
         channel.send("fatal", traceback=e.traceback, message="context.py failed to load:\n"
                      + "\n".join(located_problem(p) for p in e.problems))
+        return 1
+    except OSError as e:
+        channel.send("fatal", traceback=None, message="Cannot read the context file %s: %s"
+                     % (args.context_file, e.strerror or e))
         return 1
 
     names = select_variables(loaded, args.run_data, args.cluster, args.match)

@@ -258,6 +258,16 @@ describe('run: runs that cannot be processed send one fatal message', () => {
     assert.match(syntaxFatal.message, /^context\.py failed to load:\ncontext\.py:1:7: /);
   });
 
+  test('a context file that does not exist', async () => {
+    const dir = path.join(tmp.dir, 'no-context');
+    writeContext(dir, '');
+    const out = await runShim(path.join(dir, 'missing.py'));
+    assert.equal(out.exitCode, 1);
+    const fatal = out.messages.at(-1);
+    assert.ok(fatal?.kind === 'fatal');
+    assert.match(fatal.message, /^Cannot read the context file .*missing\.py: No such file or directory$/);
+  });
+
   test('a run directory that does not exist', async () => {
     const dir = path.join(tmp.dir, 'no-run');
     const out = await runShim(writeContext(dir, HEADER + '@Variable\ndef a(run):\n    return 1\n'), {

@@ -2,13 +2,14 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import PQueue from 'p-queue';
 import { describeContext } from '../../context/describe.js';
-import { requireContextPython } from '../../context/interpreter.js';
 import type { VariableResultMessage } from '../../context/protocol.js';
 import { requireDatabaseDir, CONTEXT_FILE, type DatabaseDir } from '../../database-dir.js';
-import { numberSetting, stringSetting } from '../../db/config-keys.js';
+import { numberSetting } from '../../db/config-keys.js';
 import { openDatabase, type DamnitDb } from '../../db/database.js';
-import { runLocally } from '../../executors/local.js';
-import { proposalPath, rawRunDir, runExists } from '../../runs/proposal-path.js';
+import { FreshProcessExecutor } from '../../executors/local.js';
+import { processRun } from '../../runs/process-run.js';
+import { rawRunDir, runExists } from '../../runs/proposal-path.js';
+import { loadRunEnvironment } from '../../runs/run-environment.js';
 import { describeRun, type RunRequest } from '../../runs/run-request.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
@@ -91,10 +92,10 @@ export function register(program: Command): void {
       try {
         const proposal = parseProposal(opts.proposal, db);
         const { runs, all } = selectRuns(runArgs, proposal, db);
-        const python = await requireContextPython(db.metameta.get('context_python'));
-        await loadContext(dir, db, python.python, debug);
+        const env = await loadRunEnvironment(dir, db);
+        await loadContext(dir, db, env.python, debug);
 
-        const root = proposalPath(dir, db);
+        const root = env.proposalPath;
         const missing = opts.mock ? [] : runs.filter((run) => !runExists(root, run));
         const available = runs.filter((run) => !missing.includes(run));
         if (all) {
@@ -110,8 +111,7 @@ export function register(program: Command): void {
         const progress = new ProgressReporter(available.length);
         const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
         const queue = new PQueue({ concurrency });
-        const timeoutMs = numberSetting(db.metameta, 'run_timeout') * 1000;
-        const mymdcSource = stringSetting(db.metameta, 'mymdc_source');
+        const executor = new FreshProcessExecutor(env);
         let failed = 0;
 
         for (const run of available) {
@@ -120,17 +120,13 @@ export function register(program: Command): void {
             const label = describeRun(req);
             const started = performance.now();
             progress.started(label);
-            const outcome = await runLocally(req, {
-              dir,
-              python: python.python,
-              proposalPath: root,
-              timeoutMs,
-              mymdcSource,
+            const outcome = await processRun(req, {
+              db,
+              executor,
               onOutput: debug ? (_stream, line) => progress.note(`[r${run}] ${line}`) : undefined,
             });
             const seconds = (performance.now() - started) / 1000;
             if (outcome.ok) {
-              db.recordRunResults(proposal, run, { startTime: outcome.startTime, variables: outcome.variables });
               progress.finished({ label, ok: true, detail: summariseResults(outcome.variables), seconds });
             } else {
               failed += 1;
@@ -140,6 +136,7 @@ export function register(program: Command): void {
           });
         }
         await queue.onIdle();
+        await executor.close();
         progress.close();
         const processed = available.length;
         console.log(`Processed ${processed} run${processed === 1 ? '' : 's'}: ${processed - failed} ok, ${failed} failed`);

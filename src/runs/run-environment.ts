@@ -1,0 +1,18 @@
+import { requireContextPython } from '../context/interpreter.js';
+import type { DatabaseDir } from '../database-dir.js';
+import { numberSetting, stringSetting } from '../db/config-keys.js';
+import type { DamnitDb } from '../db/database.js';
+import type { RunEnvironment } from '../executors/executor.js';
+import { proposalPath } from './proposal-path.js';
+
+/** Reads the settings that running a context depends on, and probes the interpreter once. */
+export async function loadRunEnvironment(dir: DatabaseDir, db: DamnitDb): Promise<RunEnvironment> {
+  const python = await requireContextPython(db.metameta.get('context_python'));
+  return {
+    dir,
+    python: python.python,
+    proposalPath: proposalPath(dir, db),
+    timeoutMs: numberSetting(db.metameta, 'run_timeout') * 1000,
+    mymdcSource: stringSetting(db.metameta, 'mymdc_source'),
+  };
+}

@@ -12,9 +12,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
+import { CONFIG_DEFAULTS } from '../db/config-keys.js';
 
-/** `slurm_time` when the database sets none: the reference backend's default. */
-export const DEFAULT_SLURM_TIME = '02:00:00';
+/** `slurm_time` when the database sets none. */
+export const DEFAULT_SLURM_TIME: string = CONFIG_DEFAULTS.slurm_time;
 
 /** The job script: constant, so nothing in it comes from the user. */
 const JOB_SCRIPT = `#!/bin/sh

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
-import { PROGRAM_NAME, supervisordPidFile } from './config.js';
+import { PROGRAM_NAME, supervisordPidFile, writeSupervisordConfig, type SupervisordConfigOptions } from './config.js';
 
 export class SupervisorError extends Error {
   constructor(message: string) {
@@ -153,10 +153,49 @@ export async function restartProgram(dbDir: DatabaseDir, opts: ControlOptions = 
   if (/refused connection|no such file/i.test(result.output)) {
     throw new SupervisorError(`cannot restart the backend: supervisord is not running for ${dbDir.root}`);
   }
-  if (result.exitCode !== 0 || /ERROR/.test(result.output)) {
+  // Restarting a stopped program reports `ERROR (not running)` for the stop half, then starts it.
+  const errors = result.output.split('\n').filter((l) => /ERROR/.test(l) && !/not running/.test(l));
+  if (result.exitCode !== 0 || errors.length > 0) {
     throw new SupervisorError(`supervisorctl restart ${PROGRAM_NAME} failed: ${oneLine(result.output)}`);
   }
   return settledStatus(dbDir, opts);
+}
+
+/** Signs that the address in supervisord.conf belongs to someone else. */
+const FOREIGN_SERVER = /already listening|refused its credentials|has no program/;
+
+/**
+ * Makes sure the backend runs under Supervisor: a program stopped or given up (FATAL) by a
+ * running supervisord is started again; when no supervisord of this directory answers, a fresh
+ * supervisord.conf (new port, new credentials) is written and supervisord started, trying
+ * another port if the chosen one was taken meanwhile.
+ */
+export async function ensureBackendRunning(
+  dbDir: DatabaseDir,
+  options: SupervisordConfigOptions & ControlOptions,
+): Promise<BackendStatus> {
+  const current = existsSync(dbDir.supervisordConfig)
+    ? await programStatus(dbDir, options).catch((err: unknown) => {
+        if (err instanceof SupervisorError && FOREIGN_SERVER.test(err.message)) return null;
+        throw err;
+      })
+    : null;
+  if (current?.supervisord === 'running') {
+    if (current.state === 'RUNNING' || PASSING_STATES.includes(current.state)) return settledStatus(dbDir, options);
+    const result = await runSupervisorCommand('supervisorctl', ['-c', dbDir.supervisordConfig, 'start', PROGRAM_NAME], options);
+    if (result.exitCode !== 0 && !/already started/.test(result.output)) {
+      throw new SupervisorError(`supervisorctl start ${PROGRAM_NAME} failed: ${oneLine(result.output)}`);
+    }
+    return settledStatus(dbDir, options);
+  }
+  for (let attempt = 1; ; attempt++) {
+    await writeSupervisordConfig(dbDir, options);
+    try {
+      return await startSupervisord(dbDir, options);
+    } catch (err) {
+      if (attempt >= 3 || !(err instanceof SupervisorError && FOREIGN_SERVER.test(err.message))) throw err;
+    }
+  }
 }
 
 function processAlive(pid: number): boolean {

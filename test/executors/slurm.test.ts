@@ -228,6 +228,10 @@ describe('on a real single-node Slurm', () => {
     await assert.rejects(submitJob(job(7, ['/bin/true'], { partition: 'nosuchpartition' }), { env: cluster.env }), /the partition 'nosuchpartition' is invalid .*slurm_partition --delete/);
   });
 
+  test('a time limit Slurm does not accept is refused naming slurm_time', async () => {
+    await assert.rejects(submitJob(job(7, ['/bin/true'], { time: 'soon' }), { env: cluster.env }), /the time limit 'soon' was not accepted \(Invalid --time specification\)\. Set another with 'amore-proto db-config slurm_time HH:MM:SS'/);
+  });
+
   test('a cancelled job is CANCELLED; giving up waiting leaves the job alone', async () => {
     const { jobId } = await submitJob(job(8, ['/bin/sleep', '300']), { env: cluster.env });
     while ((await cluster.showJob(jobId)).JobState !== 'RUNNING') await sleep(100);

@@ -133,9 +133,18 @@ async function nodeState(): Promise<string> {
   return result.exitCode === 0 ? (result.stdout.split('\n')[0] ?? '').replace(/[*~#!%$@^-]+$/, '') : '';
 }
 
-async function clusterIsUp(): Promise<boolean> {
-  if (DAEMONS.some((d) => daemonPid(d) === null)) return false;
-  return ['idle', 'mixed', 'allocated', 'completing'].includes(await nodeState());
+/** States in which the node takes jobs; with jobs of other test processes it is not idle. */
+const USABLE_STATES = ['idle', 'mixed', 'allocated', 'completing'];
+
+/** Waits up to `timeoutMs` for the node to reach one of `states`; returns the last state seen. */
+async function waitForNode(states: string[], timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let state = await nodeState();
+  while (!states.includes(state) && Date.now() < deadline) {
+    await sleep(200);
+    state = await nodeState();
+  }
+  return state;
 }
 
 /**
@@ -273,14 +282,10 @@ async function startFresh(): Promise<void> {
   writeFileSync(CONF, slurmConf({ ctld, slurmd }));
   await run('slurmctld', ['-f', CONF]);
   await run('slurmd', ['-f', CONF]);
-  const deadline = Date.now() + 60_000;
-  let state = '';
-  while ((state = await nodeState()) !== 'idle') {
-    if (Date.now() > deadline) {
-      const logs = ['slurmctld.log', 'slurmd.log'].map((f) => logTail(path.join(clusterDir, 'log', f))).join('');
-      throw new Error(`the Slurm test node did not become idle (state '${state}')${logs}`);
-    }
-    await sleep(200);
+  const state = await waitForNode(['idle'], 60_000);
+  if (state !== 'idle') {
+    const logs = ['slurmctld.log', 'slurmd.log'].map((f) => logTail(path.join(clusterDir, 'log', f))).join('');
+    throw new Error(`the Slurm test node did not become idle (state '${state}')${logs}`);
   }
 }
 
@@ -311,7 +316,15 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
   await withLock(async () => {
     mkdirSync(LEASES_DIR, { recursive: true });
     writeFileSync(path.join(LEASES_DIR, String(process.pid)), '');
-    if (!(await clusterIsUp())) await startFresh();
+    if (DAEMONS.every((d) => daemonPid(d) !== null)) {
+      // Up already: a slow answer must not make us restart daemons other processes are using.
+      const state = await waitForNode(USABLE_STATES, 30_000);
+      if (USABLE_STATES.includes(state)) return;
+      if (liveLeases().length > 1) {
+        throw new Error(`the shared Slurm test cluster in ${clusterDir} is up but its node is '${state}', and other test processes use it`);
+      }
+    }
+    await startFresh();
   });
   const user = os.userInfo().username;
   /** One core of the node, for this user: jobs outside the reservation still run on the rest. */

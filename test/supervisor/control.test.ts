@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +9,7 @@ import { DatabaseDir } from '../../src/database-dir.js';
 import { writeSupervisordConfig } from '../../src/supervisor/config.js';
 import {
   SupervisorError,
+  ensureBackendRunning,
   SupervisorUnavailableError,
   parseStatus,
   programStatus,
@@ -143,6 +145,54 @@ describe('supervisord running a backend', () => {
     await assert.rejects(restartProgram(db), /supervisord is not running/);
     const started = readdirSync(db.root).filter((f) => f.startsWith('started-'));
     assert.equal(started.length, 3, 'started, restarted by hand, restarted after kill -9: nothing more');
+  });
+});
+
+describe('making sure the backend runs', () => {
+  let temp: { dir: string; cleanup: () => void };
+  let db: DatabaseDir;
+  let command: string[];
+
+  before(() => {
+    temp = makeTempDir();
+    db = new DatabaseDir(temp.dir);
+    const script = path.join(db.root, 'fake-backend.mjs');
+    writeFileSync(script, FAKE_BACKEND);
+    command = [process.execPath, script, 'listen'];
+  });
+  after(async () => {
+    if (db) await shutdownSupervisord(db).catch(() => undefined);
+    temp?.cleanup();
+  });
+
+  test('a port taken by another server since the config was written: a fresh config on another port', async () => {
+    const written = await writeSupervisordConfig(db, { command });
+    const stranger = http.createServer((_req, res) => res.writeHead(401).end());
+    const port = Number(new URL(written.serverUrl).port);
+    await new Promise<void>((resolve) => stranger.listen(port, '127.0.0.1', resolve));
+    try {
+      const pid = runningPid(await ensureBackendRunning(db, { command }));
+      assert.ok(processAlive(pid));
+      assert.ok(!readFileSync(db.supervisordConfig, 'utf8').includes(written.password), 'new credentials');
+      assert.ok(!readFileSync(db.supervisordConfig, 'utf8').includes(`:${port}\n`), 'another port');
+    } finally {
+      await new Promise<void>((resolve) => stranger.close(() => resolve()));
+    }
+  });
+
+  test('a running backend is left alone; a stopped one is started again', async () => {
+    const pid = runningPid(await programStatus(db));
+    assert.equal(runningPid(await ensureBackendRunning(db, { command })), pid);
+    await execa('supervisorctl', ['-c', 'supervisord.conf', 'stop', 'damnit'], { cwd: db.root });
+    const stopped = await programStatus(db);
+    assert.equal(stopped.supervisord === 'running' && stopped.state, 'STOPPED');
+    const again = runningPid(await ensureBackendRunning(db, { command }));
+    assert.notEqual(again, pid);
+  });
+
+  test('restart of a stopped program starts it', async () => {
+    await execa('supervisorctl', ['-c', 'supervisord.conf', 'stop', 'damnit'], { cwd: db.root });
+    runningPid(await restartProgram(db));
   });
 });
 

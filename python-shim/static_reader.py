@@ -51,12 +51,13 @@ def check_source(data, filename, target=(3, 11), use_pyflakes=True):
     if tree is None:
         return {"diagnostics": diagnostics, "variables": [], "complete": False}
     lines = text.splitlines()
+    facts = SourceFacts(tree)
     if tuple(target) < (3, 12):
-        diagnostics.extend(fstring_problems(text, lines, tree, tuple(target)))
+        diagnostics.extend(fstring_problems(text, lines, facts.fstrings, tuple(target)))
         if any(d["severity"] == "error" for d in diagnostics):
             return {"diagnostics": diagnostics, "variables": [], "complete": False}
 
-    reader = ModuleReader(tree, lines)
+    reader = ModuleReader(tree, lines, facts)
     if reader.call_problems:
         # Executing the module stops at the first failing decorator call: the real loader
         # reports that exception and never gets to the variable rules.
@@ -64,7 +65,7 @@ def check_source(data, filename, target=(3, 11), use_pyflakes=True):
     else:
         diagnostics.extend(reader.rule_problems())
     if use_pyflakes:
-        diagnostics.extend(pyflakes_warnings(tree, filename, lines))
+        diagnostics.extend(pyflakes_warnings(tree, filename, lines, facts.annotation_positions))
     diagnostics.sort(key=lambda d: (d["line"] or 0, d["column"] or 0))
     variables = [{"name": s["name"], "title": ctx_rules.title_of(s) if ctx_rules.known(s["title"])
                   else None, "line": s["line"]} for s in reader.specs]
@@ -99,14 +100,19 @@ def parse_source(text, filename, target):
         try:
             tree = ast.parse(text, filename, feature_version=target)
             # The compiler finds what the parser lets through ('return' outside a function...).
-            compile(tree, filename, "exec", dont_inherit=True)
+            # From the text: twice as fast as from the tree, and the grammar is checked above.
+            compile(text, filename, "exec", dont_inherit=True)
         except SyntaxError as e:
             return None, [diagnostic("error", "syntax", e.msg, e.lineno or 1, e.offset or 1)]
         except ValueError as e:
             return None, [diagnostic("error", "syntax", str(e), 1, 1)]
-    found = []
+    found, seen = [], set()
     for w in caught:
-        if issubclass(w.category, (SyntaxWarning, DeprecationWarning)) and w.lineno:
+        # The parser warns as the target version would, the compiler as 3.14 does: keep one.
+        key = (w.lineno, str(w.message))
+        if issubclass(w.category, (SyntaxWarning, DeprecationWarning)) and w.lineno and \
+                key not in seen:
+            seen.add(key)
             found.append(diagnostic("warning", "syntax-warning", str(w.message), w.lineno, 1,
                                     code=w.category.__name__))
     return tree, found
@@ -120,15 +126,16 @@ def char_column(lines, line, byte_offset):
     return len(prefix.decode("utf-8", errors="replace")) + 1
 
 
-def fstring_problems(text, lines, tree, target):
+def fstring_problems(text, lines, fstrings, target):
     """f-string syntax that only Python 3.12 accepts (PEP 701), which the parser's
     feature_version does not reject: the enclosing quote reused inside a replacement
     field, and backslashes or comments in a replacement field."""
-    if not any(isinstance(n, ast.JoinedStr) for n in ast.walk(tree)):
-        return []
     fstring_start = getattr(tokenize, "FSTRING_START", None)
     if fstring_start is None:
         return []  # Before 3.12 the tokenizer itself enforces these rules.
+    # Tokenizing is slow in Python: only when some f-string could break one of the rules.
+    if not any(_fstring_suspect(node, lines) for node in fstrings):
+        return []
     needs = "needs Python 3.12 or newer (checking for Python %d.%d)" % target
     problems = []
     open_quotes = []  # quote of each f-string we are inside, innermost last
@@ -136,8 +143,7 @@ def fstring_problems(text, lines, tree, target):
     def report(token, what):
         line, col = token.start
         problems.append(diagnostic("error", "syntax", "f-string: %s %s" % (what, needs),
-                                   line, char_column(lines, line, len(
-                                       lines[line - 1][:col].encode("utf-8")))))
+                                   line, col + 1))
 
     try:
         for token in tokenize.generate_tokens(io.StringIO(text).readline):
@@ -158,6 +164,22 @@ def fstring_problems(text, lines, tree, target):
     return problems
 
 
+def _fstring_suspect(node, lines):
+    """Whether an f-string's text has a backslash, a '#', or its quote more than twice."""
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if not 0 <= first <= last < len(lines):
+        return True
+    if first == last:
+        segment = lines[first].encode("utf-8")[node.col_offset:node.end_col_offset]
+    else:
+        segment = b"\n".join([lines[first].encode("utf-8")[node.col_offset:]]
+                             + [line.encode("utf-8") for line in lines[first + 1:last]]
+                             + [lines[last].encode("utf-8")[:node.end_col_offset]])
+    text = segment.decode("utf-8", errors="replace")
+    quote = string_quote(text)
+    return "\\" in text or "#" in text or not quote or text.count(quote) > 2
+
+
 def string_quote(token_text):
     body = token_text.lstrip("rRbBfFuUtT")
     return body[:3] if body[:3] in ('"""', "'''") else body[:1]
@@ -166,6 +188,56 @@ def string_quote(token_text):
 def clashes(outer, inner):
     # Before 3.12 a replacement field ends where the enclosing quote appears.
     return inner == outer if len(outer) == 3 else inner[0] == outer
+
+
+class SourceFacts:
+    """What one walk over the whole tree finds (a walk costs as much as parsing)."""
+
+    def __init__(self, tree):
+        # Names bound to damnit_ctx.Variable and to the damnit_ctx module, by top-level imports.
+        self.variable_names, self.module_names = {"Variable"}, {CONTEXT_MODULE}
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module == CONTEXT_MODULE:
+                self.variable_names.update(a.asname or a.name for a in node.names
+                                           if a.name == "Variable")
+            elif isinstance(node, ast.Import):
+                self.module_names.update(a.asname or a.name for a in node.names
+                                         if a.name == CONTEXT_MODULE)
+        self.stores = {}  # how often each name is bound or deleted, anywhere
+        self.variable_refs = []  # every expression naming Variable
+        self.hidden_imports = False  # star imports, or Variable imported under other names
+        self.fstrings = []
+        self.annotation_positions = set()  # string annotations such as "var#x"
+        for node in ast.walk(tree):
+            kind = type(node)
+            if kind is ast.Name:
+                if type(node.ctx) is ast.Load:
+                    if node.id in self.variable_names:
+                        self.variable_refs.append(node)
+                else:
+                    self.stores[node.id] = self.stores.get(node.id, 0) + 1
+            elif kind is ast.Attribute:
+                if node.attr == "Variable" and type(node.value) is ast.Name and \
+                        node.value.id in self.module_names:
+                    self.variable_refs.append(node)
+            elif kind is ast.arg:
+                annotation = node.annotation
+                if type(annotation) is ast.Constant and isinstance(annotation.value, str) and \
+                        annotation.value.startswith(ANNOTATION_PREFIXES):
+                    self.annotation_positions.add((annotation.lineno, annotation.col_offset))
+            elif kind is ast.JoinedStr:
+                self.fstrings.append(node)
+            elif kind is ast.ImportFrom:
+                for alias in node.names:
+                    if alias.name == "*" and node.module != CONTEXT_MODULE:
+                        self.hidden_imports = True
+                    elif node.module == CONTEXT_MODULE and alias.name == "Variable" and \
+                            (alias.asname or alias.name) not in self.variable_names:
+                        self.hidden_imports = True
+            elif kind is ast.Import:
+                if any(a.name == CONTEXT_MODULE and (a.asname or a.name) not in self.module_names
+                       for a in node.names):
+                    self.hidden_imports = True
 
 
 class ModuleReader:
@@ -177,34 +249,19 @@ class ModuleReader:
     and checks that need all of them (missing dependencies) are skipped.
     """
 
-    def __init__(self, tree, lines):
+    def __init__(self, tree, lines, facts):
         self.lines = lines
+        self.facts = facts
         self.call_problems = []
         self.future_annotations = any(
             isinstance(node, ast.ImportFrom) and node.module == "__future__"
             and any(a.name == "annotations" for a in node.names) for node in tree.body)
-        self.variable_names, self.module_names = self._variable_aliases(tree)
+        self.variable_names, self.module_names = facts.variable_names, facts.module_names
         self.constants = self._module_constants(tree)
         self.specs, self.columns = self._read_variables(tree)
 
-    def _variable_aliases(self, tree):
-        """Names bound to damnit_ctx.Variable and to the damnit_ctx module."""
-        variable_names, module_names = {"Variable"}, {CONTEXT_MODULE}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module == CONTEXT_MODULE:
-                variable_names.update(a.asname or a.name for a in node.names
-                                      if a.name == "Variable")
-            elif isinstance(node, ast.Import):
-                module_names.update(a.asname or a.name for a in node.names
-                                    if a.name == CONTEXT_MODULE)
-        return variable_names, module_names
-
     def _module_constants(self, tree):
         """Top-level names bound exactly once in the whole module, to a literal."""
-        stores = {}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-                stores[node.id] = stores.get(node.id, 0) + 1
         constants = {}
         for node in tree.body:
             if isinstance(node, ast.Assign):
@@ -214,7 +271,7 @@ class ModuleReader:
             else:
                 continue
             for target in targets:
-                if isinstance(target, ast.Name) and stores.get(target.id) == 1:
+                if isinstance(target, ast.Name) and self.facts.stores.get(target.id) == 1:
                     constants[target.id] = self.literal(value, constants)
         return {name: value for name, value in constants.items() if value is not UNKNOWN}
 
@@ -258,24 +315,15 @@ class ModuleReader:
             else:
                 for name in _bound_names(node):
                     bindings[name] = None
-        self.complete = self._sees_every_variable(tree, read_callees)
+        # Variable used other than as the decorators read means variables we cannot see.
+        self.complete = not self.facts.hidden_imports and all(
+            id(ref) in read_callees for ref in self.facts.variable_refs)
         specs, seen = [], set()
         for spec in bindings.values():
             if spec is not None and spec["name"] not in seen:
                 seen.add(spec["name"])
                 specs.append(spec)
         return specs, columns
-
-    def _sees_every_variable(self, tree, read_callees):
-        """False when Variable is used other than as the decorators read, or when a
-        star import may bring variables in."""
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module != CONTEXT_MODULE and any(
-                    a.name == "*" for a in node.names):
-                return False
-            if self.is_variable_ref(node) and id(node) not in read_callees:
-                return False
-        return True
 
     def _spec(self, func, decorator):
         values = dict(VARIABLE_DEFAULTS)
@@ -401,19 +449,14 @@ def _without_unresolved_dependencies(spec, specs):
     return dict(spec, params=params)
 
 
-def pyflakes_warnings(tree, filename, lines):
-    """pyflakes' messages, less the undefined names it reads into annotations like "var#x"."""
+def pyflakes_warnings(tree, filename, lines, annotation_positions):
+    """pyflakes' messages, less the undefined names it reads into annotations like "var#x"
+    (it reports them at the annotation's position)."""
     try:
         from pyflakes.checker import Checker
         from pyflakes.messages import UndefinedName
     except ImportError:
         return []
-    annotation_positions = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.arg) and isinstance(node.annotation, ast.Constant) and \
-                isinstance(node.annotation.value, str) and \
-                node.annotation.value.startswith(ANNOTATION_PREFIXES):
-            annotation_positions.add((node.annotation.lineno, node.annotation.col_offset))
     found = []
     for message in Checker(tree, filename=filename).messages:
         if isinstance(message, UndefinedName) and message.message_args[0] in \

@@ -52,6 +52,12 @@ def check_source(data, filename, target=(3, 11), use_pyflakes=True):
         return {"diagnostics": diagnostics, "variables": [], "complete": False}
     lines = text.splitlines()
     facts = SourceFacts(tree)
+    for node, what, minor in facts.newer_syntax:
+        if tuple(target) < (3, minor):
+            diagnostics.append(diagnostic(
+                "error", "syntax", "%s needs Python 3.%d or newer (checking for Python %d.%d)"
+                % (what[0].upper() + what[1:], minor, target[0], target[1]), node.lineno,
+                char_column(lines, node.lineno, node.col_offset)))
     if tuple(target) < (3, 12):
         diagnostics.extend(fstring_problems(text, lines, facts.fstrings, tuple(target)))
         if any(d["severity"] == "error" for d in diagnostics):
@@ -194,6 +200,8 @@ class SourceFacts:
     """What one walk over the whole tree finds (a walk costs as much as parsing)."""
 
     def __init__(self, tree):
+        # Grammar of Python 3.11 the parser's feature_version lets through: (node, what, minor).
+        self.newer_syntax = []
         # Names bound to damnit_ctx.Variable and to the damnit_ctx module, by top-level imports.
         self.variable_names, self.module_names = {"Variable"}, {CONTEXT_MODULE}
         for node in tree.body:
@@ -225,6 +233,13 @@ class SourceFacts:
                 if type(annotation) is ast.Constant and isinstance(annotation.value, str) and \
                         annotation.value.startswith(ANNOTATION_PREFIXES):
                     self.annotation_positions.add((annotation.lineno, annotation.col_offset))
+                elif type(annotation) is ast.Starred:
+                    self.newer_syntax.append((annotation, "a starred annotation", 11))
+            elif kind is ast.Subscript:
+                if type(node.slice) is ast.Tuple and any(
+                        type(e) is ast.Starred for e in node.slice.elts):
+                    self.newer_syntax.append((node.slice, "a starred expression in a subscript",
+                                              11))
             elif kind is ast.JoinedStr:
                 self.fstrings.append(node)
             elif kind is ast.ImportFrom:

@@ -60,6 +60,8 @@ describe('target Python version', () => {
     ['f-string reusing its quote', 'd = {}\nx = f"{d["k"]}"\n', 11, 12],
     ['backslash in an f-string field', 'x = f"{"\\n".join([])}"\n', 11, 12],
     ['comment in an f-string field', 'x = f"""{1 # one\n}"""\n', 11, 12],
+    ['starred expression in a subscript', 'a = {}\nb = ()\na[*b]\n', 10, 11],
+    ['starred annotation', 'def f(*args: *tuple[int, ...]):\n    pass\n', 10, 11],
     ['except without parentheses', 'try:\n    pass\nexcept ValueError, TypeError:\n    pass\n', 13, 14],
   ];
   for (const [what, source, failsOn, passesOn] of cases) {

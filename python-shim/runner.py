@@ -5,7 +5,8 @@
         [--mock] [--match S]... [--cluster include|exclude|only] [--mymdc-source SPEC]
 
 Messages: run_started, then (only once the HDF5 file is safely in place) one
-variable_result per stored or failed variable, then run_finished; or a single `fatal`
+variable_result per stored or failed variable, then run_finished (with --cluster exclude,
+it names the cluster variables left for a Slurm job); or a single `fatal`
 when the run cannot be processed at all. Execution follows contract section 5;
 results and summaries are made in results.py, the file is written by h5writer.py.
 The orchestrator records the database rows from these messages.
@@ -237,16 +238,26 @@ def execute(loaded, names, run, run_context):
 
 
 def _open(args, names, loaded):
-    """(run object, names still to compute). Proc data missing: raw variables only."""
+    """(run object, names still to compute, whether only raw variables can run).
+    Proc data missing: raw variables only."""
     if args.mock:
         log.info("Using mock run for testing")
-        return mock_run(), names
+        return mock_run(), names, False
     data = "raw" if args.run_data == "raw" else "all"
     if data == "all" and not xd_compat.has_run_data(args.proposal_path, args.run, "proc"):
         log.warning("Proc data is unavailable, only raw variables will be executed.")
         data = "raw"
         names = select_variables(loaded, "raw", "include", [], among=names)
-    return xd_compat.open_run(args.proposal_path, args.run, data), names
+    return xd_compat.open_run(args.proposal_path, args.run, data), names, data == "raw"
+
+
+def left_out_cluster(loaded, args, raw_only):
+    """The cluster variables `--cluster exclude` leaves for a Slurm job (`--cluster only`)."""
+    if args.cluster != "exclude":
+        return []
+    run_data = "raw" if raw_only else args.run_data
+    return [name for name in select_variables(loaded, run_data, "only", args.match)
+            if loaded.graph.cluster[name]]
 
 
 def _start_time(args, run):
@@ -294,7 +305,7 @@ def _run(channel, args):
 
     names = select_variables(loaded, args.run_data, args.cluster, args.match)
     try:
-        run, names = _open(args, names, loaded)
+        run, names, raw_only = _open(args, names, loaded)
     except Exception as e:
         channel.send("fatal", traceback=traceback.format_exc(),
                      message="Run %d of proposal %d cannot be opened from %s: %s"
@@ -338,5 +349,6 @@ def _run(channel, args):
             continue  # returned None: nothing stored, the previous value stays
         channel.send("variable_result", name=name, duration_s=outcome.duration, **fields)
     channel.send("run_finished", proposal=args.proposal, run=args.run, start_time=start_time,
-                 h5_path=os.path.abspath(args.out))
+                 h5_path=os.path.abspath(args.out),
+                 cluster_left_out=left_out_cluster(loaded, args, raw_only))
     return 0

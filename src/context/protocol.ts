@@ -118,6 +118,8 @@ export const RunFinishedMessage = z.object({
   run: z.number().int(),
   start_time: z.number().nullable(),
   h5_path: z.string(),
+  /** With `--cluster exclude`: the cluster variables left for a Slurm job (`--cluster only`). */
+  cluster_left_out: z.array(z.string()).optional(),
 });
 
 /** The shim could not do its job at all (run not openable, internal error). */

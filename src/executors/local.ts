@@ -49,7 +49,13 @@ export class FreshProcessExecutor implements RunExecutor {
           variables.push(message);
         } else if (message.kind === 'run_finished') {
           await shim.exited;
-          return { ok: true, startTime: message.start_time, variables, h5Path: message.h5_path };
+          return {
+            ok: true,
+            startTime: message.start_time,
+            variables,
+            h5Path: message.h5_path,
+            clusterLeftOut: message.cluster_left_out ?? [],
+          };
         } else if (message.kind === 'fatal') {
           await shim.exited;
           return { ok: false, reason: message.message, detail: message.traceback ?? undefined };

@@ -18,7 +18,14 @@ export interface RunRequest {
 }
 
 export type RunOutcome =
-  | { ok: true; startTime: number | null; variables: VariableResultMessage[]; h5Path: string }
+  | {
+      ok: true;
+      startTime: number | null;
+      variables: VariableResultMessage[];
+      h5Path: string;
+      /** Cluster variables a `cluster: 'exclude'` run left for a Slurm job (run_finished.cluster_left_out). */
+      clusterLeftOut?: string[];
+    }
   | { ok: false; reason: string; detail?: string };
 
 export function describeRun(req: Pick<RunRequest, 'proposal' | 'run'>): string {

@@ -28,8 +28,26 @@ def main(argv):
     from shim_channel import Channel
     channel = Channel(argv[1])
     channel.hello()
-    module = __import__(COMMANDS[argv[2]])
+    try:
+        module = __import__(COMMANDS[argv[2]])
+    except ImportError as e:
+        channel.send("fatal", traceback=None, message=missing_package_message(e))
+        return 1
     return module.main(channel, argv[3:])
+
+
+def missing_package_message(error):
+    """An interpreter without the packages the shim imports (numpy, h5py): say which are
+    missing from which interpreter, and how to install them there."""
+    import importlib.util
+    missing = [name for name in ("numpy", "h5py") if importlib.util.find_spec(name) is None]
+    if error.name and error.name not in missing:
+        missing.insert(0, error.name)
+    return ("%s cannot run context variables: %s. Install %s into that environment "
+            "(%s -m pip install %s), or choose another interpreter with "
+            "'amore-proto db-config context_python /path/to/python'"
+            % (sys.executable, error, "it" if len(missing) == 1 else "them",
+               sys.executable, " ".join(missing)))
 
 
 if __name__ == "__main__":

@@ -192,24 +192,20 @@ interface CommandResult {
 }
 
 async function runSlurmCommand(command: string, args: string[], opts: SlurmCommandOptions): Promise<CommandResult> {
-  try {
-    const result = await execa(command, args, {
-      env: slurmEnv(opts),
-      extendEnv: false,
-      reject: false,
-      stdin: 'ignore',
-      timeout: 60_000,
-    });
-    if (result.failed && result.exitCode === undefined) {
-      const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
-      if (code === 'ENOENT') throw new SlurmUnavailableError(command);
-      throw new SlurmError(`could not run ${command}: ${result.shortMessage}`);
-    }
-    return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
-  } catch (err) {
-    if (err instanceof SlurmError) throw err;
-    throw new SlurmError(`could not run ${command}: ${(err as Error).message}`);
+  const result = await execa(command, args, {
+    env: slurmEnv(opts),
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 60_000,
+  });
+  // No exit code: it never started (not installed) or was stopped by the time limit.
+  if (result.failed && result.exitCode === undefined) {
+    const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ENOENT') throw new SlurmUnavailableError(command);
+    throw new SlurmError(`could not run ${command}: ${result.shortMessage}`);
   }
+  return { exitCode: result.exitCode ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** The `error:` lines of a Slurm command's stderr (all of its output if it has none), joined. */

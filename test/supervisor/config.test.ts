@@ -6,7 +6,6 @@ import { execa } from 'execa';
 import { DatabaseDir } from '../../src/database-dir.js';
 import { quoteCommandArgument, writeSupervisordConfig } from '../../src/supervisor/config.js';
 import { makeTempDir } from '../helpers/cli.js';
-import { TEST_PYTHON } from '../helpers/paths.js';
 
 /** Arguments that configparser, supervisor's %-expansion or shlex would each change if left bare. */
 const AWKWARD_ARGS = [
@@ -27,6 +26,15 @@ const AWKWARD_ARGS = [
   '*',
   'non\u00a0breaking',
 ];
+
+/** The interpreter Supervisor is installed in: the one named on supervisord's #! line. */
+async function supervisorPython(): Promise<string> {
+  const supervisord = (await execa('which', ['supervisord'])).stdout.trim();
+  const shebang = readFileSync(supervisord, 'utf8').split('\n')[0] ?? '';
+  const interpreter = /^#!\s*(\S+)/.exec(shebang)?.[1];
+  assert.ok(interpreter, `no #! line in ${supervisord}`);
+  return interpreter;
+}
 
 /** What supervisor itself makes of a supervisord.conf: its own parser, expansion and shlex split. */
 async function readWithSupervisor(config: string): Promise<Record<string, unknown>> {
@@ -54,7 +62,7 @@ print(json.dumps({
     'server': {'host': server['host'], 'port': server['port'], 'username': server['username'], 'password': server['password']},
 }))
 `;
-  const result = await execa(TEST_PYTHON, ['-c', script, config]);
+  const result = await execa(await supervisorPython(), ['-c', script, config]);
   return JSON.parse(result.stdout) as Record<string, unknown>;
 }
 

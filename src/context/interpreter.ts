@@ -173,3 +173,89 @@ export async function requireContextPython(
     );
   }
 }
+
+/**
+ * What an environment needs to run contexts: the packages the seed lists (extra_data, pyyaml,
+ * requests, scipy) and the two the shim itself imports to write results (numpy, h5py).
+ */
+export const CONTEXT_PACKAGES: readonly ContextPackage[] = [
+  { module: 'extra_data', pip: 'extra_data' },
+  { module: 'yaml', pip: 'pyyaml' },
+  { module: 'requests', pip: 'requests' },
+  { module: 'scipy', pip: 'scipy' },
+  { module: 'numpy', pip: 'numpy' },
+  { module: 'h5py', pip: 'h5py' },
+];
+
+export interface ContextPackage {
+  /** The name `import` uses. */
+  module: string;
+  /** The name `pip install` uses. */
+  pip: string;
+}
+
+export interface PackageStatus extends ContextPackage {
+  /** `__version__` of an importable package, '' when it has none; null when it cannot be imported. */
+  version: string | null;
+  /** Why the import failed (`ModuleNotFoundError: No module named 'scipy'`); null when it worked. */
+  error: string | null;
+}
+
+/** Importing extra_data and scipy from a cold network file system can take a while. */
+export const PACKAGE_PROBE_TIMEOUT_MS = 60_000;
+
+const PackageProbeAnswer = z.record(
+  z.string(),
+  z.object({ version: z.string().nullable(), error: z.string().nullable() }),
+);
+
+/**
+ * Imports each package in `python` (a real import: an installation that is present but broken
+ * counts as missing) and reports its version or why it failed. Throws InterpreterProblem when
+ * the interpreter cannot run the probe at all.
+ */
+export async function probePackages(
+  python: string,
+  packages: readonly ContextPackage[] = CONTEXT_PACKAGES,
+  opts: { timeoutMs?: number } = {},
+): Promise<PackageStatus[]> {
+  const modules = packages.map((p) => p.module);
+  // Module names are identifiers, so their JSON list is also a Python list literal.
+  const snippet = [
+    'import importlib, json',
+    'answer = {}',
+    `for name in ${JSON.stringify(modules)}:`,
+    '    try:',
+    '        version = getattr(importlib.import_module(name), "__version__", "")',
+    '        answer[name] = {"version": str(version), "error": None}',
+    '    except Exception as e:',
+    '        answer[name] = {"version": None, "error": "%s: %s" % (type(e).__name__, e)}',
+    'print(json.dumps(answer))',
+  ].join('\n');
+  const answer = await runPythonSnippet(python, snippet, PackageProbeAnswer, {
+    timeoutMs: opts.timeoutMs ?? PACKAGE_PROBE_TIMEOUT_MS,
+  });
+  return packages.map((p) => {
+    const reported = answer[p.module];
+    return reported ? { ...p, ...reported } : { ...p, version: null, error: `the probe did not report ${p.module}` };
+  });
+}
+
+export interface EnvironmentReport {
+  info: PythonInfo;
+  packages: PackageStatus[];
+  missing: PackageStatus[];
+}
+
+/** The interpreter's version and which context packages it lacks; InterpreterProblem if it cannot be used. */
+export async function probeEnvironment(python: string, opts: { timeoutMs?: number } = {}): Promise<EnvironmentReport> {
+  const info = await probePython(python);
+  const packages = await probePackages(python, CONTEXT_PACKAGES, opts);
+  return { info, packages, missing: packages.filter((p) => p.version === null) };
+}
+
+/** `pip install` for the missing packages, run with the interpreter itself so that they land in its environment. */
+export function installCommand(python: string, missing: readonly ContextPackage[]): string {
+  const quoted = /^[\w@%+=:,./-]+$/.test(python) ? python : `'${python.replaceAll("'", "'\\''")}'`;
+  return `${quoted} -m pip install ${missing.map((p) => p.pip).join(' ')}`;
+}

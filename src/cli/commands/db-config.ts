@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
+import { installCommand, InterpreterProblem, probeEnvironment } from '../../context/interpreter.js';
 import { requireDatabaseDir } from '../../database-dir.js';
 import { closestConfigKey, CONFIG_KEYS, findConfigKey } from '../../db/config-keys.js';
 import { openDatabase } from '../../db/database.js';
@@ -36,6 +37,28 @@ function warnIfUnknown(key: string): void {
   process.stderr.write(`Warning: ${key} is not a setting DAMNIT uses${hint}; stored anyway\n`);
 }
 
+/**
+ * A new context_python is stored whatever it is (the user may be about to create it), but what
+ * would stop contexts from running there is said now rather than at the next run.
+ */
+async function warnAboutContextPython(python: string): Promise<void> {
+  let report;
+  try {
+    report = await probeEnvironment(python);
+  } catch (err) {
+    if (!(err instanceof InterpreterProblem)) throw err;
+    process.stderr.write(`Warning: context_python ${err.message}; stored anyway, but contexts cannot run until it is fixed\n`);
+    return;
+  }
+  if (report.missing.length === 0) return;
+  const named = report.missing.map((p) => (p.error?.startsWith('ModuleNotFoundError') ? p.pip : `${p.pip} (${p.error})`));
+  process.stderr.write(
+    `Warning: context_python ${python} (Python ${report.info.version}) lacks packages contexts need: ` +
+      `${named.join(', ')}; stored anyway\n` +
+      `  install them with: ${installCommand(python, report.missing)}\n`,
+  );
+}
+
 const KNOWN_KEYS_HELP = [
   '',
   'Settings DAMNIT uses (any other key may be stored too):',
@@ -54,7 +77,7 @@ export function register(program: Command): void {
     .argument('[key]', "the config key to see/change ('-' reads as '_'); if not given, list all config")
     .argument('[value]', 'a new value for the given key')
     .addHelpText('after', KNOWN_KEYS_HELP)
-    .action((rawKey: string | undefined, value: string | undefined, opts: { delete?: boolean; num?: boolean }) => {
+    .action(async (rawKey: string | undefined, value: string | undefined, opts: { delete?: boolean; num?: boolean }) => {
       const key = rawKey?.replace(/-/g, '_');
       if (opts.delete && !key) throw new CliError('no key specified to delete');
       const newValue = key !== undefined && value !== undefined && !opts.delete
@@ -68,6 +91,7 @@ export function register(program: Command): void {
         } else if (key !== undefined && newValue !== undefined) {
           warnIfUnknown(key);
           db.metameta.set(key, newValue);
+          if (key === 'context_python') await warnAboutContextPython(String(newValue).trim());
         } else if (key !== undefined) {
           const current = db.metameta.getTyped(key);
           if (current === undefined) throw new CliError(`key ${key} not found`);

@@ -97,21 +97,35 @@ export async function benchValidate(): Promise<void> {
       line('first file after start', ms(first));
 
       const perFile: number[] = [];
+      const per100Lines: number[] = [];
       let problems = 0;
       const start = performance.now();
       sources.forEach((source, i) => {
         const t = performance.now();
         problems += validator.check(source, files[i] as string, TARGET).diagnostics.length;
-        perFile.push(performance.now() - t);
+        const elapsed = performance.now() - t;
+        perFile.push(elapsed);
+        per100Lines.push((elapsed * 100) / source.toString('utf8').split('\n').length);
       });
       const total = performance.now() - start;
       perFile.sort((a, b) => a - b);
+      per100Lines.sort((a, b) => a - b);
       const median = percentile(perFile, 50);
       line(
         'warm check per file (median / p95 / max)',
         `${ms(median)} / ${ms(percentile(perFile, 95))} / ${ms(perFile[perFile.length - 1] ?? Number.NaN)}` +
           `  (goal < ${WARM_GOAL_MS} ms: ${median < WARM_GOAL_MS ? 'met' : 'NOT met'})`,
       );
+      line('warm check per 100 lines (median)', ms(percentile(per100Lines, 50)));
+      const small = sources.filter((b) => b.toString('utf8').split('\n').length <= 120);
+      const smallTimes = small
+        .map((source) => {
+          const t = performance.now();
+          validator.check(source, 'small.py', TARGET);
+          return performance.now() - t;
+        })
+        .sort((a, b) => a - b);
+      line(`warm check, the ${small.length} files of 120 lines or fewer`, `${ms(percentile(smallTimes, 50))} median`);
       line(
         `${FILE_COUNT} files in one instance`,
         `${s(total)}  (${Math.round((FILE_COUNT * 1000) / total)} files/s, ${problems} diagnostics)`,

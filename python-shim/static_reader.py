@@ -112,6 +112,9 @@ def parse_source(text, filename, target):
             return None, [diagnostic("error", "syntax", e.msg, e.lineno or 1, e.offset or 1)]
         except ValueError as e:
             return None, [diagnostic("error", "syntax", str(e), 1, 1)]
+        except (RecursionError, MemoryError) as e:
+            # Python fails the same way importing it: the file is too deeply nested to compile.
+            return None, [diagnostic("error", "syntax", "%s: %s" % (type(e).__name__, e), 1, 1)]
     found, seen = [], set()
     for w in caught:
         # The parser warns as the target version would, the compiler as 3.14 does: keep one.

@@ -4,9 +4,9 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { UsageError } from '../cli/errors.js';
-import type { FileReport } from './diagnostics.js';
+import type { Diagnostic, FileReport } from './diagnostics.js';
 import type { TargetResolver } from './target-python.js';
-import type { ContextValidator } from './validator.js';
+import { type ContextValidator, ValidatorError } from './validator.js';
 
 /** Every path must be a readable file: anything else is a mistake in the command line. */
 export function requireFiles(files: string[]): void {
@@ -22,6 +22,15 @@ export function requireFiles(files: string[]): void {
   if (bad.length > 0) throw new UsageError(bad.join('; '));
 }
 
+/** A problem with checking the file at all, reported like the file's own problems. */
+function fileProblem(kind: 'io' | 'internal', message: string): Diagnostic {
+  return { severity: 'error', kind, message, line: null, column: null, variable: null, code: null };
+}
+
+/**
+ * One report per file, in order. A file that cannot be read, or that the validator fails on, gets
+ * an error of its own: the other files are still checked and reported.
+ */
 export async function checkFiles(
   files: string[],
   validator: ContextValidator,
@@ -29,10 +38,22 @@ export async function checkFiles(
 ): Promise<FileReport[]> {
   const reports: FileReport[] = [];
   for (const file of files) {
-    const bytes = readFileSync(file);
     const target = (await targets.forFile(file)).version;
-    const reading = validator.check(bytes, file, target);
-    reports.push({ file, target, diagnostics: reading.diagnostics, source: bytes.toString('utf8') });
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(file);
+    } catch (err) {
+      reports.push({ file, target, diagnostics: [fileProblem('io', `cannot read: ${(err as Error).message}`)], source: null });
+      continue;
+    }
+    let diagnostics: Diagnostic[];
+    try {
+      diagnostics = validator.check(bytes, file, target).diagnostics;
+    } catch (err) {
+      if (!(err instanceof ValidatorError)) throw err;
+      diagnostics = [fileProblem('internal', err.message)];
+    }
+    reports.push({ file, target, diagnostics, source: bytes.toString('utf8') });
   }
   return reports;
 }

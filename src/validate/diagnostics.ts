@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 export const Diagnostic = z.object({
   severity: z.enum(['error', 'warning']),
-  /** encoding | syntax | exception | context | pyflakes | syntax-warning | io */
+  /** encoding | syntax | exception | context | pyflakes | syntax-warning; io | internal: the file could not be checked */
   kind: z.string(),
   message: z.string(),
   /** 1-based; null only for problems of the whole file. */

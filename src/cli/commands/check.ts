@@ -61,8 +61,6 @@ export function register(program: Command): void {
       let reports;
       try {
         reports = await checkFiles(files, validator, targets);
-      } catch (err) {
-        throw new CliError((err as Error).message);
       } finally {
         validator.close();
       }

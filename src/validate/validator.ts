@@ -79,22 +79,17 @@ type CheckSourceJson = ((data: Uint8Array, file: string, minor: number, usePyfla
 
 export class ContextValidator {
   private constructor(
-    private readonly pyodide: PyodideAPI,
     private readonly checkSourceJson: CheckSourceJson,
     readonly pyflakes: PyflakesStatus,
-    /** What Python printed while loading, kept out of the user's terminal. */
-    readonly pythonOutput: string[],
   ) {}
 
   /** Starts Pyodide (about 2.5 s) and loads the checker, and pyflakes when available. */
   static async start(opts: ValidatorOptions = {}): Promise<ContextValidator> {
-    const pythonOutput: string[] = [];
-    const keep = (line: string): void => {
-      if (pythonOutput.length < 200) pythonOutput.push(line);
-    };
+    // The checker prints nothing; whatever Python might print must not mix with our output.
+    const discard = (): void => {};
     let pyodide: PyodideAPI;
     try {
-      pyodide = await loadPyodide({ indexURL: pyodideIndexDir(), stdout: keep, stderr: keep });
+      pyodide = await loadPyodide({ indexURL: pyodideIndexDir(), stdout: discard, stderr: discard });
     } catch (err) {
       throw new ValidatorError(`could not start Pyodide: ${pythonErrorSummary(err)}`);
     }
@@ -112,7 +107,7 @@ export class ContextValidator {
     } catch (err) {
       throw new ValidatorError(`could not load static_reader.py in Pyodide: ${pythonErrorSummary(err)}`);
     }
-    return new ContextValidator(pyodide, checkSourceJson, pyflakes, pythonOutput);
+    return new ContextValidator(checkSourceJson, pyflakes);
   }
 
   /** Everything the source of one context file shows, for Python `target`. */
@@ -138,10 +133,6 @@ export class ContextValidator {
   /** Frees the Python objects held; the instance is not usable afterwards. */
   close(): void {
     this.checkSourceJson.destroy();
-  }
-
-  get pyodideVersion(): string {
-    return this.pyodide.version;
   }
 }
 

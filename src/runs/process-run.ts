@@ -1,19 +1,36 @@
 import type { DamnitDb } from '../db/database.js';
-import type { OutputSink, RunExecutor } from '../executors/executor.js';
-import type { RunOutcome, RunRequest } from './run-request.js';
+import type { OutputSink, RunEnvironment, RunExecutor } from '../executors/executor.js';
+import { runClusterPart, withClusterPart, type ProcessedRun } from './cluster.js';
+import type { RunRequest } from './run-request.js';
+
+export type { ProcessedRun } from './cluster.js';
 
 /**
  * Runs the context for one run and records what it computed: one SQLite transaction, only once
  * the run has finished and its HDF5 file is in place. A run that fails records nothing, so every
  * earlier result stays as it was. The one path every command (reprocess, listen) takes.
+ *
+ * With `cluster: 'include'`, cluster variables go to a Slurm job (runs/cluster.ts): the local
+ * part runs first and is recorded, then the job computes the variables it left out and its
+ * results are recorded in turn. The outcome is `ok` only if both parts went well; a failed
+ * cluster part says why (job state, log file) in `reason`, and `cluster` has the details.
  */
 export async function processRun(
   req: RunRequest,
-  deps: { db: DamnitDb; executor: RunExecutor; onOutput?: OutputSink },
-): Promise<RunOutcome> {
-  const outcome = await deps.executor.execute(req, deps.onOutput);
-  if (outcome.ok) {
-    deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
-  }
-  return outcome;
+  deps: {
+    db: DamnitDb;
+    executor: RunExecutor;
+    onOutput?: OutputSink;
+    /** The settings the executor was made with; read from the database for a cluster job if not given. */
+    env?: RunEnvironment;
+    /** Told when a cluster job has been submitted for this run. */
+    onClusterJob?: (jobId: string, logPath: string) => void;
+  },
+): Promise<ProcessedRun> {
+  const splitCluster = req.cluster === 'include';
+  const outcome = await deps.executor.execute(splitCluster ? { ...req, cluster: 'exclude' } : req, deps.onOutput);
+  if (!outcome.ok) return outcome;
+  deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
+  if (!splitCluster || outcome.clusterLeftOut.length === 0) return outcome;
+  return withClusterPart(outcome, await runClusterPart(req, deps));
 }

@@ -23,8 +23,11 @@ export type RunOutcome =
       startTime: number | null;
       variables: VariableResultMessage[];
       h5Path: string;
-      /** Cluster variables a `cluster: 'exclude'` run left for a Slurm job (run_finished.cluster_left_out). */
-      clusterLeftOut?: string[];
+      /**
+       * Cluster variables a `cluster: 'exclude'` run left for a Slurm job (run_finished's
+       * cluster_left_out; [] otherwise). processRun submits that job when it is not empty.
+       */
+      clusterLeftOut: string[];
     }
   | { ok: false; reason: string; detail?: string };
 

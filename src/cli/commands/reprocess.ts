@@ -13,10 +13,12 @@ import { loadRunEnvironment } from '../../runs/run-environment.js';
 import { describeRun, type RunRequest } from '../../runs/run-request.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
+import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cluster.js';
 import { formatProblem } from './read-context.js';
 
 interface ReprocessOptions {
   mock?: boolean;
+  cluster?: boolean;
   proposal?: string;
   match: string[];
 }
@@ -79,6 +81,7 @@ export function register(program: Command): void {
     )
     .option('--mock', 'Use a fake run object instead of loading one from disk.')
     .option('--proposal <proposal>', 'Proposal number, e.g. 1234')
+    .option('--cluster', 'Run the runs as one Slurm array job, at most concurrent_jobs at once.')
     .option(
       '--match <match>',
       'String to match against variable titles (case-insensitive). Not a regex, simply `str in var.title`.',
@@ -109,13 +112,28 @@ export function register(program: Command): void {
         }
 
         const progress = new ProgressReporter(available.length);
+        const request = (run: number): RunRequest => ({
+          proposal, run, runData: 'all', mock: Boolean(opts.mock), match: opts.match, cluster: 'include',
+        });
+        if (opts.cluster) {
+          const failed = await reprocessOnCluster(available.map(request), {
+            db, env, progress, debug,
+            maxConcurrent: Math.max(1, numberSetting(db.metameta, 'concurrent_jobs')),
+            describeResults: (outcome) => summariseResults(outcome.variables),
+          });
+          progress.close();
+          const processed = available.length;
+          console.log(`Processed ${processed} run${processed === 1 ? '' : 's'}: ${processed - failed} ok, ${failed} failed`);
+          if (failed > 0) process.exitCode = 1;
+          return;
+        }
         const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
         const queue = new PQueue({ concurrency });
         const executor = new FreshProcessExecutor(env);
         let failed = 0;
 
         for (const run of available) {
-          const req: RunRequest = { proposal, run, runData: 'all', mock: Boolean(opts.mock), match: opts.match, cluster: 'include' };
+          const req = request(run);
           void queue.add(async () => {
             const label = describeRun(req);
             const started = performance.now();
@@ -124,10 +142,12 @@ export function register(program: Command): void {
               db,
               executor,
               onOutput: debug ? (_stream, line) => progress.note(`[r${run}] ${line}`) : undefined,
+              env,
+              onClusterJob: (jobId, logPath) => progress.note(clusterJobNote(db, req, jobId, logPath)),
             });
             const seconds = (performance.now() - started) / 1000;
             if (outcome.ok) {
-              progress.finished({ label, ok: true, detail: summariseResults(outcome.variables), seconds });
+              progress.finished({ label, ok: true, detail: summariseResults(outcome.variables) + clusterNote(outcome), seconds });
             } else {
               failed += 1;
               progress.finished({ label, ok: false, detail: outcome.reason, seconds });

@@ -1,0 +1,91 @@
+/**
+ * The Slurm side of `reprocess`: what a run's cluster part adds to its progress line, and
+ * `reprocess --cluster`, which fans the runs out as one Slurm array job.
+ */
+import type { DamnitDb } from '../db/database.js';
+import type { RunEnvironment } from '../executors/executor.js';
+import { slurmArrayJobName } from '../executors/slurm.js';
+import { shownPath } from '../executors/slurm-run.js';
+import { reprocessAsArray } from '../runs/cluster.js';
+import type { ProcessedRun } from '../runs/process-run.js';
+import { describeRun, type RunRequest } from '../runs/run-request.js';
+import { CliError } from './errors.js';
+import type { ProgressReporter } from './progress.js';
+
+/** `; cluster variables: Slurm job 17` for a run whose cluster part went well; '' without one. */
+export function clusterNote(outcome: ProcessedRun): string {
+  const part = outcome.cluster;
+  if (!part?.ok) return '';
+  return part.where === 'slurm' ? `; cluster variables: Slurm job ${part.jobId}` : '; cluster variables: here (no Slurm)';
+}
+
+/** The line shown when a run's cluster job has been submitted. */
+export function clusterJobNote(db: DamnitDb, req: RunRequest, jobId: string, logPath: string): string {
+  return `${describeRun(req)}: cluster variables submitted as Slurm job ${jobId} (output in ${shownPath(db.dir, logPath)})`;
+}
+
+export interface ArrayReprocessOptions {
+  db: DamnitDb;
+  env: RunEnvironment;
+  maxConcurrent: number;
+  progress: ProgressReporter;
+  debug: boolean;
+  /** Summary of a successful run, e.g. `11 variables, 1 error`. */
+  describeResults: (outcome: Extract<ProcessedRun, { ok: true }>) => string;
+}
+
+/**
+ * Runs `reqs` as the tasks of one Slurm array job and reports each as it ends. Ctrl-C (or
+ * SIGTERM) cancels the array; runs that had finished stay recorded. Returns how many failed.
+ */
+export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReprocessOptions): Promise<number> {
+  const proposal = reqs[0]?.proposal;
+  if (proposal === undefined) return 0;
+  const interrupted = new AbortController();
+  const interrupt = (signal: NodeJS.Signals): void => interrupted.abort(signal);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, interrupt);
+  const startedAt = new Map<number, number>();
+  let submittedAt = performance.now();
+  let arrayJobId: string | undefined;
+  let failed = 0;
+  try {
+    await reprocessAsArray(reqs, {
+      db: opts.db,
+      env: opts.env,
+      maxConcurrent: opts.maxConcurrent,
+      signal: interrupted.signal,
+      onSubmitted: (jobId) => {
+        arrayJobId = jobId;
+        submittedAt = performance.now();
+        const plural = reqs.length === 1 ? '' : 's';
+        console.log(
+          `Submitted Slurm array job ${jobId} (${slurmArrayJobName(proposal)}): ` +
+            `${reqs.length} run${plural}, at most ${opts.maxConcurrent} at once`,
+        );
+      },
+      onStarted: (run) => {
+        startedAt.set(run, performance.now());
+        opts.progress.started(describeRun({ proposal, run }));
+      },
+      onFinished: (run, outcome, task) => {
+        const label = describeRun({ proposal, run });
+        const seconds = (performance.now() - (startedAt.get(run) ?? submittedAt)) / 1000;
+        if (outcome.ok) {
+          const log = task.logPath ? `; output in ${shownPath(opts.db.dir, task.logPath)}` : '';
+          opts.progress.finished({ label, ok: true, detail: `${opts.describeResults(outcome)} (Slurm job ${task.jobId}${log})`, seconds });
+        } else {
+          failed += 1;
+          opts.progress.finished({ label, ok: false, detail: outcome.reason, seconds });
+          if (opts.debug && outcome.detail) opts.progress.note(outcome.detail);
+        }
+      },
+    });
+  } catch (err) {
+    if (!interrupted.signal.aborted) throw err;
+    const which = arrayJobId ? `cancelled Slurm array job ${arrayJobId}` : 'nothing was submitted';
+    throw new CliError(`interrupted (${String(interrupted.signal.reason)}): ${which}; runs that had finished are recorded`, 130);
+  } finally {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, interrupt);
+  }
+  return failed;
+}

@@ -1,0 +1,183 @@
+/**
+ * The cluster part of a run (contract section 6, docs/slurm.md). A run's `cluster=True`
+ * variables (and those promoted to cluster) run in a Slurm job `r<R>-p<P>-damnit`, submitted
+ * once the local part has finished and been recorded, so that only one process at a time
+ * writes the run's HDF5 file. The orchestrator follows the job and records its results: it
+ * stays the only writer of runs.sqlite. Without Slurm, the cluster variables fail with a clear
+ * error, or run on this machine when `cluster_fallback_local` is set.
+ *
+ * Also `reprocess --cluster`: every run as a task of one Slurm array job, each task's results
+ * recorded as soon as it ends.
+ */
+import type { VariableResultMessage } from '../context/protocol.js';
+import { numberSetting } from '../db/config-keys.js';
+import type { DamnitDb } from '../db/database.js';
+import type { OutputSink, RunEnvironment, RunExecutor } from '../executors/executor.js';
+import { SlurmError, SlurmUnavailableError, type FinalState } from '../executors/slurm.js';
+import {
+  runArrayJob,
+  runClusterJob,
+  slurmSettings,
+  type SlurmRunOptions,
+  type SlurmRunResult,
+} from '../executors/slurm-run.js';
+import { loadRunEnvironment } from './run-environment.js';
+import type { RunOutcome, RunRequest } from './run-request.js';
+
+/** How the cluster variables of a run went. */
+export type ClusterPart =
+  | {
+      ok: true;
+      /** `slurm`: in a job; `local`: on this machine, Slurm being unavailable (cluster_fallback_local). */
+      where: 'slurm' | 'local';
+      variables: VariableResultMessage[];
+      startTime: number | null;
+      jobId: string | null;
+      logPath: string | null;
+    }
+  | {
+      ok: false;
+      /** One line: what happened, with the job's state and its log file when there is one. */
+      reason: string;
+      detail?: string;
+      jobId: string | null;
+      state: FinalState | null;
+      logPath: string | null;
+    };
+
+/** A run's outcome, local and cluster parts together: `ok` only if both went well. */
+export type ProcessedRun = RunOutcome & { cluster?: ClusterPart };
+
+export interface ClusterDeps {
+  db: DamnitDb;
+  /** Runs the cluster variables here when Slurm is unavailable and cluster_fallback_local is set. */
+  executor: RunExecutor;
+  /** The settings the run was started with; read from the database when not given. */
+  env?: RunEnvironment;
+  onOutput?: OutputSink;
+  /** Told when a job has been submitted, e.g. to log it. */
+  onClusterJob?: (jobId: string, logPath: string) => void;
+}
+
+const NO_SLURM_HINT =
+  "; to run cluster variables on this machine instead, set 'amore-proto db-config --num cluster_fallback_local 1'";
+
+/** Whether cluster_fallback_local is on (any non-zero number). */
+function fallbackLocal(db: DamnitDb): boolean {
+  return numberSetting(db.metameta, 'cluster_fallback_local') !== 0;
+}
+
+function okPart(outcome: Extract<RunOutcome, { ok: true }>, where: 'slurm' | 'local', job?: SlurmRunResult): ClusterPart {
+  return {
+    ok: true,
+    where,
+    variables: outcome.variables,
+    startTime: outcome.startTime,
+    jobId: job?.jobId ?? null,
+    logPath: job?.logPath ?? null,
+  };
+}
+
+/**
+ * Computes the cluster variables of `req` (its `cluster: 'only'` part) in a Slurm job, or
+ * here when Slurm is unavailable and the database allows it, and records their results.
+ * Never throws for Slurm's refusals or failed jobs: those are the part's `reason`.
+ */
+export async function runClusterPart(req: RunRequest, deps: ClusterDeps): Promise<ClusterPart> {
+  const env = deps.env ?? (await loadRunEnvironment(deps.db.dir, deps.db));
+  const only: RunRequest = { ...req, cluster: 'only' };
+  const record = (outcome: Extract<RunOutcome, { ok: true }>): void =>
+    deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
+  let job: SlurmRunResult;
+  try {
+    job = await runClusterJob(only, env, {
+      settings: slurmSettings(deps.db.metameta),
+      onSubmitted: deps.onClusterJob,
+    });
+  } catch (err) {
+    if (err instanceof SlurmUnavailableError && fallbackLocal(deps.db)) {
+      const outcome = await deps.executor.execute(only, deps.onOutput);
+      if (!outcome.ok) return { ...outcome, jobId: null, state: null, logPath: null };
+      record(outcome);
+      return okPart(outcome, 'local');
+    }
+    if (!(err instanceof SlurmError)) throw err;
+    const hint = err instanceof SlurmUnavailableError ? NO_SLURM_HINT : '';
+    return { ok: false, reason: `${err.message}${hint}`, jobId: null, state: null, logPath: null };
+  }
+  if (!job.outcome.ok) {
+    return { ...job.outcome, jobId: job.jobId, state: job.state, logPath: job.logPath };
+  }
+  record(job.outcome);
+  return okPart(job.outcome, 'slurm', job);
+}
+
+/** `a, b, c` or `a, b, c and 4 more`. */
+function nameList(names: readonly string[]): string {
+  const shown = names.slice(0, 5).join(', ');
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
+}
+
+/** The whole run's outcome once its cluster part is known. */
+export function withClusterPart(local: Extract<RunOutcome, { ok: true }>, part: ClusterPart): ProcessedRun {
+  if (!part.ok) {
+    const recorded = `${local.variables.length} variable${local.variables.length === 1 ? '' : 's'} recorded`;
+    return {
+      ok: false,
+      reason: `${recorded}, but the cluster variables ${nameList(local.clusterLeftOut)} were not computed: ${part.reason}`,
+      detail: part.detail,
+      cluster: part,
+    };
+  }
+  // A cluster job recomputes the local variables it depends on: its (later) results count.
+  const fromCluster = new Set(part.variables.map((v) => v.name));
+  return {
+    ...local,
+    startTime: part.startTime ?? local.startTime,
+    variables: [...local.variables.filter((v) => !fromCluster.has(v.name)), ...part.variables],
+    cluster: part,
+  };
+}
+
+export interface ArrayReprocessDeps {
+  db: DamnitDb;
+  env: RunEnvironment;
+  /** At most this many tasks run at once (`concurrent_jobs`). */
+  maxConcurrent: number;
+  /** Stops following: the array is cancelled. */
+  signal?: AbortSignal;
+  onSubmitted?: (jobId: string) => void;
+  onStarted?: (run: number) => void;
+  /** Each run as its task ends, its results already recorded when it went well. */
+  onFinished: (run: number, outcome: RunOutcome, task: SlurmRunResult) => void;
+}
+
+/**
+ * `reprocess --cluster`: the runs as one Slurm array job, each task computing all variables of
+ * its run (cluster ones included: it already runs on the cluster). Resolves with the array's
+ * job id once every task is recorded or reported.
+ */
+export async function reprocessAsArray(reqs: readonly RunRequest[], deps: ArrayReprocessDeps): Promise<string> {
+  const opts: SlurmRunOptions & { maxConcurrent: number } = {
+    settings: slurmSettings(deps.db.metameta),
+    signal: deps.signal,
+    maxConcurrent: deps.maxConcurrent,
+  };
+  return runArrayJob(
+    reqs.map((req) => ({ ...req, cluster: 'include' })),
+    deps.env,
+    opts,
+    {
+      onSubmitted: deps.onSubmitted,
+      onStarted: deps.onStarted,
+      onFinished: (task) => {
+        const { outcome } = task;
+        if (outcome.ok) {
+          const proposal = reqs.find((r) => r.run === task.run)?.proposal ?? reqs[0]!.proposal;
+          deps.db.recordRunResults(proposal, task.run, { startTime: outcome.startTime, variables: outcome.variables });
+        }
+        deps.onFinished(task.run, outcome, task);
+      },
+    },
+  );
+}

@@ -25,8 +25,11 @@ def main(argv):
         sys.stderr.write("usage: damnit_shim.py --channel fd:N|file:PATH {%s} ...\n"
                          % ",".join(COMMANDS))
         return 2
+    if argv[1].startswith("fd:"):
+        end_with_parent()
     from shim_channel import Channel
     channel = Channel(argv[1])
+    # Also fails if the parent died before end_with_parent: nobody reads the channel any more.
     channel.hello()
     try:
         module = __import__(COMMANDS[argv[2]])
@@ -34,6 +37,21 @@ def main(argv):
         channel.send("fatal", traceback=None, message=missing_package_message(e))
         return 1
     return module.main(channel, argv[3:])
+
+
+def end_with_parent():
+    """Started by the orchestrator, whose pipe is our channel: end when it ends, even by
+    SIGKILL, so that a killed backend leaves no run behind that writes on alone (Linux only;
+    elsewhere the broken channel ends the run at its next message)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except Exception:
+        pass
 
 
 def missing_package_message(error):

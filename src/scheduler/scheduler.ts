@@ -1,0 +1,147 @@
+/**
+ * Decides what runs when. Pending work lives in runs.sqlite (job-store.ts); a p-queue bounds
+ * how many jobs run at once (`concurrent_jobs`) and orders waiting runs, new data before
+ * reprocessing. Per run, one job at a time: the raw and proc jobs of a run never overlap (one
+ * writer per run HDF5 file), and a pending raw job goes before a pending proc job.
+ *
+ * The queue holds "do the next job of run R" tasks rather than jobs: a task looks up R's next
+ * job only when it starts, so that a raw event arriving while R's proc job waits still goes
+ * first, and a run woken twice costs one empty task at most.
+ */
+import PQueue from 'p-queue';
+import type { RunEvent } from '../listener/events.js';
+import type { Job, JobPriority, JobStore, SubmitOutcome } from './job-store.js';
+
+export type JobResult = { ok: true; summary: string } | { ok: false; reason: string };
+
+/** Does one job; the scheduler marks it done or failed when the handler returns. */
+export type JobHandler = (job: Job) => Promise<JobResult>;
+
+export interface SchedulerEvents {
+  started?: (job: Job) => void;
+  finished?: (job: Job, result: JobResult, seconds: number) => void;
+  /** The scheduler itself failed (the database could not be written, say). */
+  error?: (err: Error) => void;
+}
+
+export interface SchedulerOptions {
+  store: JobStore;
+  handler: JobHandler;
+  /** Jobs at once. */
+  concurrency: number;
+  /** Tries of a job that keeps being interrupted (the backend killed while it ran). */
+  maxAttempts: number;
+  events?: SchedulerEvents;
+}
+
+/** p-queue runs higher numbers first. */
+const QUEUE_PRIORITY: Record<JobPriority, number> = { new: 1, reprocess: 0 };
+
+function runKey(proposal: number, run: number): string {
+  return `${proposal}/${run}`;
+}
+
+export class Scheduler {
+  private readonly queue: PQueue;
+  private readonly busy = new Set<string>();
+  /** Runs with a task waiting in the queue, and that task's queue priority. */
+  private readonly waiting = new Map<string, number>();
+  private stopped = false;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.queue = new PQueue({ concurrency: Math.max(1, opts.concurrency) });
+  }
+
+  get store(): JobStore {
+    return this.opts.store;
+  }
+
+  /**
+   * Takes an event in: recorded (with whatever `alsoRecord` writes, in the same transaction)
+   * before this returns, then scheduled.
+   */
+  submit(event: RunEvent, alsoRecord?: () => void): { outcome: SubmitOutcome; priority: JobPriority } {
+    const result = this.opts.store.transaction(() => {
+      alsoRecord?.();
+      return this.opts.store.submit(event);
+    });
+    if (result.outcome !== 'merged') this.wake(event.proposal, event.run, result.priority);
+    return result;
+  }
+
+  /** At start-up: interrupted jobs are pending again, and every pending run is scheduled. */
+  resume(): { resumed: Job[]; abandoned: Job[]; pending: number } {
+    const interrupted = this.opts.store.resumeInterrupted(this.opts.maxAttempts);
+    const runs = this.opts.store.pendingRuns();
+    for (const { proposal, run, priority } of runs) this.wake(proposal, run, priority);
+    return { ...interrupted, pending: runs.length };
+  }
+
+  private wake(proposal: number, run: number, priority: JobPriority): void {
+    if (this.stopped) return;
+    const key = runKey(proposal, run);
+    // A running job of this run wakes it again when it ends.
+    if (this.busy.has(key)) return;
+    const queuePriority = QUEUE_PRIORITY[priority];
+    const queued = this.waiting.get(key);
+    if (queued !== undefined && queued >= queuePriority) return;
+    this.waiting.set(key, queuePriority);
+    this.queue
+      .add(() => this.runNext(proposal, run, queuePriority), { priority: queuePriority })
+      .catch((err: unknown) => this.opts.events?.error?.(err as Error));
+  }
+
+  private async runNext(proposal: number, run: number, queuePriority: number): Promise<void> {
+    // p-queue may start a task inside add(): let whoever woke the run finish first.
+    await Promise.resolve();
+    const key = runKey(proposal, run);
+    if (this.waiting.get(key) === queuePriority) this.waiting.delete(key);
+    if (this.stopped || this.busy.has(key)) return;
+    const job = this.opts.store.claimNext(proposal, run);
+    if (!job) return;
+    this.busy.add(key);
+    try {
+      await this.execute(job);
+    } finally {
+      this.busy.delete(key);
+    }
+    const next = this.opts.store.peek(proposal, run);
+    if (next) this.wake(proposal, run, next.priority);
+  }
+
+  private async execute(job: Job): Promise<void> {
+    const store = this.opts.store;
+    this.opts.events?.started?.(job);
+    const started = performance.now();
+    let result: JobResult;
+    try {
+      result = await this.opts.handler(job);
+    } catch (err) {
+      result = { ok: false, reason: `internal error: ${(err as Error).message}` };
+    }
+    // Stopped meanwhile: the job was cut short, and stays running in the database for the next start.
+    if (this.stopped) return;
+    if (result.ok) store.markDone(job);
+    else store.markFailed(job, result.reason);
+    this.opts.events?.finished?.(job, result, (performance.now() - started) / 1000);
+  }
+
+  /** Work running or waiting in this process. */
+  get activity(): { running: number; waiting: number } {
+    return { running: this.queue.pending, waiting: this.queue.size };
+  }
+
+  /** Resolves once nothing runs or waits. */
+  idle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+
+  /**
+   * Starts nothing more. Jobs still running are left as they are in the database (running), so
+   * that the next start does them again.
+   */
+  stop(): void {
+    this.stopped = true;
+    this.queue.clear();
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * The backend of one database directory: event sources feed the scheduler; each job runs the
+ * context for one run (raw events: data="raw" variables, proc events: data="proc" ones) through
+ * processRun, and amore.log says what arrived, what started, and how it ended.
+ *
+ * context.py is read afresh by every run, so an edit applies to the next run without a
+ * restart; when the file has changed, the variable catalogue (titles, descriptions, tags) is
+ * updated from it once before that run. A file that cannot load fails its runs, with the load
+ * error in the log, until it is fixed. Settings (context_python, run_timeout, concurrent_jobs)
+ * are read at start: restart the backend to change them.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { formatProblem } from '../cli/commands/read-context.js';
+import { CliError } from '../cli/errors.js';
+import { describeContext } from '../context/describe.js';
+import type { VariableResultMessage } from '../context/protocol.js';
+import type { DatabaseDir } from '../database-dir.js';
+import { numberSetting } from '../db/config-keys.js';
+import type { DamnitDb } from '../db/database.js';
+import type { RunEnvironment, RunExecutor } from '../executors/executor.js';
+import { FreshProcessExecutor } from '../executors/local.js';
+import type { BackendLogger } from '../log.js';
+import { processRun } from '../runs/process-run.js';
+import { loadRunEnvironment } from '../runs/run-environment.js';
+import type { RunRequest } from '../runs/run-request.js';
+import type { Job } from '../scheduler/job-store.js';
+import { JobStore } from '../scheduler/job-store.js';
+import { Scheduler, type JobResult } from '../scheduler/scheduler.js';
+import { describeEvent, type EventSource, type RunEvent, type SourceNotice } from './events.js';
+
+/** Tries of a run whose processing keeps being interrupted by the backend dying. */
+export const MAX_ATTEMPTS = 3;
+const HEARTBEAT_MS = 30_000;
+/** A listener claim this old belongs to a backend that is gone. */
+export const LISTENER_STALE_MS = 3 * HEARTBEAT_MS;
+
+export interface ListenerOptions {
+  dir: DatabaseDir;
+  db: DamnitDb;
+  logger: BackendLogger;
+  /** Builds the sources once the proposal and the job store are known. */
+  sources: (ctx: { proposal: number; store: JobStore; dbId: string }) => EventSource[];
+  /** How runs are executed; a fresh interpreter per run unless given. */
+  createExecutor?: (env: RunEnvironment) => RunExecutor;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function summariseResults(variables: VariableResultMessage[]): string {
+  const errors = variables.filter((v) => v.attributes !== null && 'error' in v.attributes).length;
+  return errors > 0 ? `${plural(variables.length, 'variable')}, ${plural(errors, 'error')}` : plural(variables.length, 'variable');
+}
+
+export class Listener {
+  /** Resolves when every source has ended and the work they gave is done (`listen --test`). */
+  readonly finished: Promise<void>;
+  private readonly heartbeat: NodeJS.Timeout;
+  private contextHash: string | null = null;
+  private contextCheck: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  private constructor(
+    private readonly opts: ListenerOptions,
+    private readonly proposal: number,
+    private readonly env: RunEnvironment,
+    private readonly executor: RunExecutor,
+    private readonly store: JobStore,
+    private readonly scheduler: Scheduler,
+    private readonly sources: EventSource[],
+  ) {
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS).unref();
+    this.finished = Promise.all(sources.map((s) => s.ended)).then(() => scheduler.idle());
+  }
+
+  /** Claims the database, resumes unfinished work, and starts the sources. */
+  static async start(opts: ListenerOptions): Promise<Listener> {
+    const { db, dir, logger } = opts;
+    const proposalValue = db.metameta.get('proposal');
+    if (proposalValue === null || proposalValue === undefined) {
+      throw new CliError("no proposal number set: set one with 'amore-proto proposal N'");
+    }
+    const proposal = Number(proposalValue);
+    const store = new JobStore(db.connection);
+    const claim = store.claimListener(LISTENER_STALE_MS);
+    if (!claim.ok) {
+      const { pid, host } = claim.holder;
+      throw new CliError(
+        `another backend (pid ${pid} on ${host}) is listening for this database; ` +
+          `stop it first (supervisorctl -c supervisord.conf stop damnit, or amore-proto backend stop)`,
+      );
+    }
+    try {
+      const env = await loadRunEnvironment(dir, db);
+      const executor = (opts.createExecutor ?? ((e) => new FreshProcessExecutor(e)))(env);
+      const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
+      let listener: Listener | undefined;
+      const scheduler = new Scheduler({
+        store,
+        concurrency,
+        maxAttempts: MAX_ATTEMPTS,
+        handler: (job) => (listener as Listener).process(job),
+        events: {
+          started: (job) => logger.info({ run: job.run, data: job.kind }, job.attempts > 1 ? `started (attempt ${job.attempts})` : 'started'),
+          finished: (job, result, seconds) => {
+            const runLog = logger.child({ run: job.run, data: job.kind });
+            if (result.ok) runLog.info(`done in ${seconds.toFixed(1)} s: ${result.summary}`);
+            else runLog.error(`FAILED after ${seconds.toFixed(1)} s: ${result.reason}`);
+          },
+          error: (err) => logger.error(`scheduler: ${err.message}`),
+        },
+      });
+      const sources = opts.sources({ proposal, store, dbId: String(db.metameta.get('db_id') ?? '') });
+      listener = new Listener(opts, proposal, env, executor, store, scheduler, sources);
+      logger.info(
+        `backend started for proposal ${proposal} in ${dir.root} (pid ${process.pid} on ${os.hostname()}, ` +
+          `events from ${sources.map((s) => s.name).join(', ')}, ${plural(concurrency, 'run')} at once, python ${env.python})`,
+      );
+      await listener.refreshContext();
+      const resumed = scheduler.resume();
+      for (const job of resumed.resumed) {
+        logger.warn({ run: job.run, data: job.kind }, 'was interrupted when the backend stopped: processing it again');
+      }
+      for (const job of resumed.abandoned) {
+        logger.error({ run: job.run, data: job.kind }, `interrupted ${plural(job.attempts, 'time')}: given up (reprocess it by hand)`);
+      }
+      if (resumed.pending > 0) logger.info(`${plural(resumed.pending, 'run')} with work pending from before`);
+      for (const source of sources) await source.start((event) => listener?.take(event), listener.notice(source));
+      return listener;
+    } catch (err) {
+      store.releaseListener();
+      throw err;
+    }
+  }
+
+  private notice(source: EventSource): SourceNotice {
+    return (level, message) => this.opts.logger[level](`${source.name}: ${message}`);
+  }
+
+  /** An event from a source: recorded and scheduled, or ignored when it is for another proposal. */
+  take(event: RunEvent): void {
+    const { logger, db } = this.opts;
+    if (event.proposal !== this.proposal) {
+      // Kafka carries every proposal's events: only worth a word when someone typed it.
+      logger[event.source === 'kafka' ? 'debug' : 'info'](
+        `ignored ${describeEvent(event)} of proposal ${event.proposal} (${event.source}): this database is for proposal ${this.proposal}`,
+      );
+      return;
+    }
+    if (this.stopping) throw new Error('the backend is stopping');
+    const { outcome } = this.scheduler.submit(event, () => db.ensureRun(event.proposal, event.run, { addedAt: event.time }));
+    const runLog = logger.child({ run: event.run, data: event.kind });
+    if (outcome === 'queued') runLog.info(`arrived (${event.source})`);
+    else if (outcome === 'requeued') runLog.info(`arrived again (${event.source}): queued for reprocessing`);
+    else runLog.debug(`arrived again (${event.source}) while queued or running: merged`);
+  }
+
+  /** One job: the context's variables for the event's data, recorded by processRun. */
+  private async process(job: Job): Promise<JobResult> {
+    await this.refreshContext();
+    const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
+    const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
+    const outcome = await processRun(req, {
+      db: this.opts.db,
+      executor: this.executor,
+      onOutput: (stream, line) => runLog.info({ stream }, line),
+    });
+    if (outcome.ok) return { ok: true, summary: summariseResults(outcome.variables) };
+    if (outcome.detail) runLog.debug(outcome.detail);
+    return { ok: false, reason: outcome.reason };
+  }
+
+  /** When context.py has changed, updates the variable catalogue from it (once per change). */
+  private refreshContext(): Promise<void> {
+    this.contextCheck = this.contextCheck.then(async () => {
+      const { dir, db, logger } = this.opts;
+      const text = await readFile(dir.contextFile).catch(() => null);
+      const hash = text === null ? 'missing' : createHash('sha256').update(text).digest('hex');
+      if (hash === this.contextHash) return;
+      this.contextHash = hash;
+      const result = await describeContext(dir, this.env.python, {
+        timeoutMs: numberSetting(db.metameta, 'context_load_timeout') * 1000,
+        onOutput: (_stream, line) => logger.info(`context.py> ${line}`),
+      }).catch((err: Error) => ({ ok: false as const, problems: [], traceback: null, error: err.message }));
+      if (result.ok) {
+        db.upsertVariables(result.context.variables);
+        for (const problem of result.context.static_problems) logger.warn(`context.py: ${formatProblem(problem, dir.root)}`);
+        logger.info(`context.py loaded: ${plural(result.context.variables.length, 'variable')}`);
+      } else {
+        const problems = 'error' in result ? [result.error] : result.problems.map((p) => formatProblem(p, dir.root));
+        logger.error(`context.py cannot be loaded; runs fail until it is fixed:\n${problems.join('\n')}`);
+      }
+    });
+    return this.contextCheck;
+  }
+
+  private beat(): void {
+    try {
+      this.store.heartbeat();
+    } catch (err) {
+      this.opts.logger.warn(`could not record the heartbeat: ${(err as Error).message}`);
+    }
+  }
+
+  /** What the backend is doing now, for the log. */
+  get activity(): { running: number; waiting: number } {
+    return this.scheduler.activity;
+  }
+
+  /**
+   * Stops taking events and starting runs. Runs still going are cut short when this process
+   * exits and are done again at the next start.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.heartbeat);
+    this.scheduler.stop();
+    await Promise.all(this.sources.map((s) => s.close().catch(() => undefined)));
+    await this.executor.close();
+    this.store.releaseListener();
+  }
+}

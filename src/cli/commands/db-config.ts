@@ -55,7 +55,7 @@ async function warnAboutContextPython(python: string): Promise<void> {
   process.stderr.write(
     `Warning: context_python ${python} (Python ${report.info.version}) lacks packages contexts need: ` +
       `${named.join(', ')}; stored anyway\n` +
-      `  install them with: ${installCommand(python, report.missing)}\n`,
+      `  install ${report.missing.length === 1 ? 'it' : 'them'} with: ${installCommand(python, report.missing)}\n`,
   );
 }
 

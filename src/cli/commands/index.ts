@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
+import { register as backend } from './backend.js';
 import { register as check } from './check.js';
 import { register as context } from './context.js';
 import { register as dbConfig } from './db-config.js';
 import { register as migrate } from './migrate.js';
 import { register as newId } from './new-id.js';
+import { register as listen } from './listen.js';
 import { register as proposal } from './proposal.js';
 import { register as readContext } from './read-context.js';
 import { register as reprocess } from './reprocess.js';
@@ -22,4 +24,6 @@ export const commands: RegisterCommand[] = [
   table,
   check,
   context,
+  listen,
+  backend,
 ];

@@ -1,0 +1,87 @@
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
+import { openDatabase } from '../../db/database.js';
+import { JobStore } from '../../scheduler/job-store.js';
+import { programStatus, restartProgram, shutdownSupervisord } from '../../supervisor/control.js';
+import { CliError } from '../errors.js';
+import { addListenerOptions, formatStatus, startDaemon, type ListenOptions } from './listen.js';
+
+/** supervisorctl's exit code for a program that is not running. */
+const NOT_RUNNING_EXIT = 3;
+
+/** What the backend has on its plate, from its tables in runs.sqlite. */
+function queueSummary(dir: DatabaseDir): string {
+  const db = openDatabase(dir);
+  try {
+    const store = new JobStore(db.connection);
+    const c = store.counts();
+    const listener = store.listener();
+    const who = listener ? `; listener pid ${listener.pid} on ${listener.host}, heartbeat ${new Date(listener.heartbeatAt * 1000).toISOString()}` : '';
+    return `runs: ${c.running} running, ${c.pending} waiting, ${c.done} done, ${c.failed} failed${who}`;
+  } finally {
+    db.close();
+  }
+}
+
+function requireSupervisorSetup(dir: DatabaseDir): void {
+  if (!existsSync(dir.supervisordConfig)) {
+    throw new CliError(`the backend has not been started under Supervisor here (no supervisord.conf in ${dir.root}): run 'amore-proto backend start'`);
+  }
+}
+
+export function register(program: Command): void {
+  const backend = program
+    .command('backend')
+    .description('Control the backend running under Supervisor for this database directory');
+
+  addListenerOptions(
+    backend.command('start').description('Start the backend under Supervisor (the same as listen --daemonize)'),
+  ).action(async (opts: ListenOptions, cmd: Command) => {
+    await startDaemon(requireDatabaseDir(), opts, Boolean(cmd.optsWithGlobals().debug));
+  });
+
+  backend
+    .command('stop')
+    .description('Stop the backend and its supervisord; runs cut short are processed again at the next start')
+    .action(async () => {
+      const dir = requireDatabaseDir();
+      requireSupervisorSetup(dir);
+      if ((await programStatus(dir)).supervisord === 'not-running') {
+        console.log('damnit: supervisord is not running');
+        return;
+      }
+      await shutdownSupervisord(dir);
+      console.log('damnit: stopped (supervisord shut down)');
+    });
+
+  backend
+    .command('restart')
+    .description('Restart the backend (supervisorctl restart damnit), with the options it was started with')
+    .action(async () => {
+      const dir = requireDatabaseDir();
+      requireSupervisorSetup(dir);
+      if ((await programStatus(dir)).supervisord === 'not-running') {
+        throw new CliError("supervisord is not running for this database: start the backend with 'amore-proto backend start'");
+      }
+      const status = await restartProgram(dir);
+      console.log(formatStatus(status));
+      if (status.supervisord !== 'running' || status.state !== 'RUNNING') process.exitCode = 1;
+    });
+
+  backend
+    .command('status')
+    .description(`Show whether the backend runs (exit 0) or not (exit ${NOT_RUNNING_EXIT}), and its work`)
+    .action(async () => {
+      const dir = requireDatabaseDir();
+      if (!existsSync(dir.supervisordConfig)) {
+        console.log('damnit: not set up to run under Supervisor here (no supervisord.conf)');
+        process.exitCode = NOT_RUNNING_EXIT;
+      } else {
+        const status = await programStatus(dir);
+        console.log(formatStatus(status));
+        if (status.supervisord !== 'running' || status.state !== 'RUNNING') process.exitCode = NOT_RUNNING_EXIT;
+      }
+      console.log(queueSummary(dir));
+    });
+}

@@ -10,13 +10,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { CliError } from '../cli/errors.js';
 import { parseShimMessage, ProtocolError, type ShimMessage } from './protocol.js';
 
-export type ShimCommand = 'describe' | 'run';
+export type ShimCommand = 'describe' | 'run' | 'worker';
 export type OutputStream = 'stdout' | 'stderr';
 
 /** Time between SIGTERM and SIGKILL when stopping a shim. */
@@ -53,6 +53,8 @@ export interface StartShimOptions {
    * them arrived makes `messages` throw a ShimError saying how the process ended.
    */
   finalKinds?: readonly ShimMessage['kind'][];
+  /** Give the process a stdin pipe (`ShimProcess.stdin`) instead of none. */
+  input?: boolean;
 }
 
 export interface ShimExit {
@@ -69,6 +71,8 @@ export interface ShimProcess {
   /** Stops the process group: SIGTERM, then SIGKILL after KILL_GRACE_MS. */
   kill(): void;
   readonly pid: number | undefined;
+  /** The process's stdin when started with `input: true`, else null. */
+  readonly stdin: Writable | null;
 }
 
 export type ShimErrorReason = 'spawn' | 'protocol' | 'exited' | 'timeout';
@@ -86,12 +90,35 @@ export class ShimError extends CliError {
   }
 }
 
-/** Shims still running, stopped when this process exits or is interrupted. */
-const live = new Set<{ signalGroup(signal: NodeJS.Signals): void }>();
+/** Process groups still running, stopped when this process exits or is interrupted. */
+const live = new Set<number>();
 const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** Sends `signal` to every process of group `pgid`; a group already gone is no error. */
+export function signalProcessGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+/**
+ * Puts process group `pgid` on the list of groups killed when this process exits or is
+ * interrupted (they run in groups of their own, which a Ctrl-C does not reach). Returns the
+ * function that takes it off again.
+ */
+export function trackProcessGroup(pgid: number): () => void {
+  live.add(pgid);
+  addParentHandlers();
+  return () => {
+    if (!live.delete(pgid)) return;
+    if (live.size === 0) removeParentHandlers();
+  };
+}
+
 function killAllLive(): void {
-  for (const shim of live) shim.signalGroup('SIGKILL');
+  for (const pgid of live) signalProcessGroup(pgid, 'SIGKILL');
 }
 
 function onParentSignal(signal: NodeJS.Signals): void {
@@ -116,7 +143,7 @@ function removeParentHandlers(): void {
 }
 
 /** Calls onLine for each complete line of a stream, and for a final unterminated one. */
-function readLines(stream: Readable, onLine: (line: string) => void): void {
+export function readLines(stream: Readable, onLine: (line: string) => void): void {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   stream.on('data', (chunk: Buffer) => {
@@ -176,7 +203,8 @@ class MessageQueue implements AsyncIterable<ShimMessage> {
   }
 }
 
-function describeExit(exit: ShimExit, timeoutMs: number): string {
+/** How a process ended, e.g. `exited with code 1`, `was killed by SIGKILL`. */
+export function describeExit(exit: ShimExit, timeoutMs: number): string {
   if (exit.timedOut) return `was stopped after its time limit of ${timeoutMs / 1000} s`;
   if (exit.signal) return `was killed by ${exit.signal}`;
   if (exit.code === null) return 'could not be started';
@@ -190,7 +218,7 @@ export function startShim(opts: StartShimOptions): ShimProcess {
     {
       cwd: opts.cwd,
       env: { ...process.env, PYTHONUNBUFFERED: '1', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe', 'pipe'],
       detached: true,
     },
   );
@@ -204,18 +232,11 @@ export function startShim(opts: StartShimOptions): ShimProcess {
   let killTimer: NodeJS.Timeout | undefined;
 
   const signalGroup = (signal: NodeJS.Signals): void => {
-    if (child.pid === undefined) return;
-    try {
-      process.kill(-child.pid, signal);
-    } catch {
-      // ESRCH: the group is already gone.
-    }
+    if (child.pid !== undefined) signalProcessGroup(child.pid, signal);
   };
-  const handle = { signalGroup };
-  if (child.pid !== undefined) {
-    live.add(handle);
-    addParentHandlers();
-  }
+  const untrack = child.pid !== undefined ? trackProcessGroup(child.pid) : () => {};
+  // Writing to a process that has ended fails with EPIPE; its end is reported through `exited`.
+  child.stdin?.on('error', () => {});
 
   const kill = (): void => {
     if (hasExited || stopping) return;
@@ -238,7 +259,7 @@ export function startShim(opts: StartShimOptions): ShimProcess {
     return last ? ` (last output: ${last.trim().slice(0, 300)})` : '';
   };
 
-  // stdio is ['ignore', 'pipe', 'pipe', 'pipe']: all three are readable pipes.
+  // stdio 1 to 3 are readable pipes.
   const stdout = child.stdio[1] as Readable;
   const stderr = child.stdio[2] as Readable;
   const channel = child.stdio[3] as Readable;
@@ -273,8 +294,7 @@ export function startShim(opts: StartShimOptions): ShimProcess {
       finished = true;
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
-      live.delete(handle);
-      if (live.size === 0) removeParentHandlers();
+      untrack();
       // Stragglers the context started outlive their leader only when we were stopping them.
       if (stopping) signalGroup('SIGKILL');
       const exit = { code: exitStatus?.code ?? null, signal: exitStatus?.signal ?? null, timedOut };
@@ -316,5 +336,5 @@ export function startShim(opts: StartShimOptions): ShimProcess {
       });
     });
   });
-  return { messages: queue, exited, kill, pid: child.pid };
+  return { messages: queue, exited, kill, pid: child.pid, stdin: child.stdin };
 }

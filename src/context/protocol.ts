@@ -130,6 +130,44 @@ export const FatalMessage = z.object({
   traceback: z.string().nullable(),
 });
 
+/** The warm worker (`worker`) has imported what it preloads and reads requests. */
+export const WorkerReadyMessage = z.object({
+  ...base,
+  kind: z.literal('worker_ready'),
+  pid: z.number().int(),
+  /** Modules imported once, for every run. */
+  preloaded: z.array(z.string()),
+  /** Modules of the preload list this interpreter does not have. */
+  unavailable: z.array(z.string()),
+  seconds: z.number(),
+});
+
+/** The worker forked the child that runs request `id`; `pid` also names its process group. */
+export const ChildStartedMessage = z.object({
+  ...base,
+  kind: z.literal('child_started'),
+  id: z.number().int(),
+  pid: z.number().int(),
+});
+
+/** The child of request `id` has ended (reaped by the worker). */
+export const ChildExitedMessage = z.object({
+  ...base,
+  kind: z.literal('child_exited'),
+  id: z.number().int(),
+  pid: z.number().int(),
+  code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+});
+
+/** The worker could not act on a request line (not JSON, invalid fields, fork failed). */
+export const RequestRefusedMessage = z.object({
+  ...base,
+  kind: z.literal('request_refused'),
+  id: z.number().int().nullable(),
+  message: z.string(),
+});
+
 export const ShimMessage = z.discriminatedUnion('kind', [
   HelloMessage,
   ContextMessage,
@@ -138,8 +176,40 @@ export const ShimMessage = z.discriminatedUnion('kind', [
   VariableResultMessage,
   RunFinishedMessage,
   FatalMessage,
+  WorkerReadyMessage,
+  ChildStartedMessage,
+  ChildExitedMessage,
+  RequestRefusedMessage,
 ]);
 export type ShimMessage = z.infer<typeof ShimMessage>;
+
+/**
+ * A request to the warm worker, one JSON line on its stdin: fork a child that runs the shim's
+ * `run` command with `argv` in `cwd`. The child connects back to the orchestrator's socket
+ * and introduces each connection with `token`.
+ */
+export const WorkerRunRequest = z.object({
+  ...base,
+  kind: z.literal('run'),
+  id: z.number().int().nonnegative(),
+  token: z.string().regex(/^[0-9a-f]{32}$/),
+  cwd: z.string().min(1),
+  argv: z.array(z.string()),
+});
+export type WorkerRunRequest = z.infer<typeof WorkerRunRequest>;
+
+/**
+ * First line of each connection a worker's child opens to the orchestrator's socket: which
+ * request it belongs to, and what the rest of the connection carries (protocol messages, or
+ * the user's stdout or stderr).
+ */
+export const ChildAttach = z.object({
+  ...base,
+  kind: z.literal('attach'),
+  token: z.string(),
+  stream: z.enum(['channel', 'stdout', 'stderr']),
+});
+export type ChildAttach = z.infer<typeof ChildAttach>;
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -150,6 +220,15 @@ export class ProtocolError extends Error {
 
 /** Parses and validates one line of the channel. */
 export function parseShimMessage(line: string): ShimMessage {
+  return parseProtocolLine(ShimMessage, line);
+}
+
+/** Parses and validates the first line of a connection from a worker's child. */
+export function parseChildAttach(line: string): ChildAttach {
+  return parseProtocolLine(ChildAttach, line);
+}
+
+function parseProtocolLine<T>(schema: z.ZodType<T>, line: string): T {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
@@ -161,7 +240,7 @@ export function parseShimMessage(line: string): ShimMessage {
       `shim speaks protocol ${String(raw.protocol)}, this backend speaks ${PROTOCOL_VERSION}`,
     );
   }
-  const parsed = ShimMessage.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new ProtocolError(

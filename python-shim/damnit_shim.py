@@ -2,6 +2,7 @@
 
     python damnit_shim.py --channel fd:3 describe CONTEXT_FILE
     python damnit_shim.py --channel fd:3 run CONTEXT_FILE [run options]
+    python damnit_shim.py --channel fd:3 worker --socket PATH   (warm fork server)
 
 Each command lives in its own module; this file only sets up the import path and
 the channel, says hello, and dispatches.
@@ -17,6 +18,7 @@ if SHIM_DIR not in sys.path:
 COMMANDS = {
     "describe": "describe",
     "run": "runner",
+    "worker": "worker",
 }
 
 

@@ -1,0 +1,408 @@
+"""`worker`: a fork server that runs many runs in one warm interpreter.
+
+    damnit_shim.py --channel fd:3 worker --socket PATH
+
+Imports the heavy modules contexts use (numpy, h5py, pandas, xarray, extra_data, matplotlib
+with the Agg backend, h5netcdf: each only if importable) and the shim's own modules once, says
+`worker_ready`, then reads requests from stdin, one JSON object per line:
+
+    {"protocol": 1, "kind": "run", "id": 7, "token": "<32 hex>", "cwd": "/db/dir", "argv": [...]}
+
+For each request it forks a child that runs `runner.main` with `argv`, exactly as
+`damnit_shim.py run ARGV` would, and says `child_started` (id, pid) and, once the child is
+reaped, `child_exited` (id, pid, code or signal). The child:
+- leads its own process group, so a run's time limit stops that child and whatever it
+  started, never the worker;
+- opens three connections to the orchestrator's Unix socket PATH, each introduced by an
+  `attach` line with the request's token: `channel` (its protocol messages, so concurrent
+  children never share a stream), `stdout` and `stderr` (its fds 1 and 2, which what the
+  context starts inherits);
+- loads the context file itself, so an edit takes effect for the next run;
+- dies with the worker (PR_SET_PDEATHSIG on Linux).
+
+The worker ends on end of stdin or SIGTERM, after stopping children still running.
+"""
+import atexit
+import gc
+import json
+import logging
+import os
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+
+from shim_channel import PROTOCOL_VERSION, Channel
+
+# Imported once in the worker, in this order, when importable.
+PRELOAD = ("numpy", "h5py", "pandas", "xarray", "extra_data", "h5netcdf", "matplotlib")
+# The shim's modules a run imports (runner imports the rest).
+SHIM_MODULES = ("runner",)
+# Between SIGTERM and SIGKILL for children still running when the worker stops.
+STOP_GRACE_S = 2.0
+ATTACH_STREAMS = ("channel", "stdout", "stderr")
+
+
+# A mock run of this context in the worker itself, before any fork: what every run does the
+# first time (numpy, h5py, xarray and h5netcdf's lazy imports, compiled regular expressions,
+# extra_data adapted, thumbnails) is then done once, not in every child.
+WARM_UP_CONTEXT = '''
+import numpy as np
+import xarray as xr
+from damnit_ctx import Cell, Variable
+
+@Variable(title="Scalar", units="uJ")
+def scalar(run):
+    return 1.5
+
+@Variable(title="Trace", summary="mean")
+def trace(run, factor: "var#scalar"):
+    return xr.DataArray(np.arange(20.0) * factor, dims=["trainId"], coords={"trainId": np.arange(20)})
+
+@Variable(title="Line")
+def line(run):
+    return np.linspace(0, 1, 50)
+
+@Variable(title="Image")
+def image(run):
+    return np.outer(np.arange(64.0), np.arange(48.0))
+
+@Variable(title="Text")
+def text(run, n: "meta#run_number"):
+    return Cell("run %d" % n, bold=True, background="#ffcc00")
+'''
+
+
+class RequestError(Exception):
+    pass
+
+
+def preload():
+    """(imported, unavailable) module names."""
+    imported, unavailable = [], []
+    for name in PRELOAD:
+        try:
+            if name == "matplotlib":
+                import matplotlib
+                # No display in a worker; an MPLBACKEND the user set still wins.
+                if "MPLBACKEND" not in os.environ:
+                    matplotlib.use("Agg")
+                import matplotlib.pyplot  # noqa: F401
+            else:
+                __import__(name)
+            imported.append(name)
+        except ImportError:
+            unavailable.append(name)
+        except Exception as e:
+            # A broken package: the runs that use it will say so; the worker goes on.
+            sys.stderr.write("worker: importing %s failed: %s: %s\n" % (name, type(e).__name__, e))
+            unavailable.append(name)
+    for name in SHIM_MODULES:
+        try:
+            __import__(name)
+            imported.append(name)
+        except ImportError:
+            # numpy or h5py missing: each child reports it as its run's fatal error.
+            unavailable.append(name)
+    return imported, unavailable
+
+
+def warm_up():
+    """Runs WARM_UP_CONTEXT on a mock run here, leaving no trace but warm caches.
+    True if it went well; a failure only costs speed."""
+    import runner
+    from context_loader import CONTEXT_MODULE_NAME
+    directory = tempfile.mkdtemp(prefix="damnit-warm-up-")
+    path_before = list(sys.path)
+    try:
+        context = os.path.join(directory, "context.py")
+        with open(context, "w") as f:
+            f.write(WARM_UP_CONTEXT)
+        # runner.main configures logging as it does in every run; the warm-up's lines are no
+        # one's business.
+        logging.disable(logging.CRITICAL)
+        code = runner.main(Channel("file:" + os.devnull), [
+            context, "--proposal", "1", "--run", "1", "--run-data", "all", "--mock",
+            "--proposal-path", directory, "--out", os.path.join(directory, "p1_r1.h5")])
+        return code == 0
+    except Exception as e:
+        sys.stderr.write("worker: warm-up run failed: %s: %s\n" % (type(e).__name__, e))
+        return False
+    finally:
+        logging.disable(logging.NOTSET)
+        sys.modules.pop(CONTEXT_MODULE_NAME, None)
+        sys.path[:] = path_before
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def parse_request(line):
+    try:
+        request = json.loads(line)
+    except ValueError:
+        raise RequestError("request is not JSON: %s" % line[:200])
+    if not isinstance(request, dict):
+        raise RequestError("request is not an object: %s" % line[:200])
+    if request.get("protocol") != PROTOCOL_VERSION:
+        raise RequestError("request speaks protocol %r, this worker speaks %d"
+                           % (request.get("protocol"), PROTOCOL_VERSION))
+    if request.get("kind") != "run":
+        raise RequestError("unknown request kind %r" % request.get("kind"))
+    checks = {
+        "id": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "token": lambda v: isinstance(v, str) and len(v) == 32
+        and all(c in "0123456789abcdef" for c in v),
+        "cwd": lambda v: isinstance(v, str) and v != "",
+        "argv": lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v),
+    }
+    for field, valid in checks.items():
+        if not valid(request.get(field)):
+            raise RequestError("request field %r is missing or invalid" % field)
+    return request
+
+
+def request_id(line):
+    """The id of a request that failed validation, if it has a usable one."""
+    try:
+        value = json.loads(line).get("id")
+    except Exception:
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class Worker:
+    def __init__(self, channel, channel_fd, socket_path):
+        self.channel = channel
+        self.channel_fd = channel_fd
+        self.socket_path = socket_path
+        self.children = {}  # pid -> request id
+        self.selector = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+
+    def serve(self):
+        # SIGCHLD wakes the select loop through the wakeup fd; the handler itself does nothing.
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        self.selector.register(0, selectors.EVENT_READ, "requests")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "wake")
+        pending = b""
+        try:
+            while True:
+                for key, _ in self.selector.select():
+                    if key.data == "wake":
+                        _drain(self.wake_r)
+                        continue
+                    data = os.read(0, 65536)
+                    if not data:
+                        return 0
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            self.handle(line.decode("utf-8", "replace"))
+                self.reap(block=False)
+        finally:
+            self.stop_children()
+
+    def handle(self, line):
+        try:
+            request = parse_request(line)
+        except RequestError as e:
+            self.channel.send("request_refused", id=request_id(line), message=str(e))
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            pid = os.fork()
+        except OSError as e:
+            self.channel.send("request_refused", id=request["id"],
+                              message="cannot fork a child: %s" % e)
+            return
+        if pid == 0:
+            self.become_child(request)  # never returns
+        try:
+            # Also done in the child: whichever runs first, the group exists before anyone
+            # signals it.
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child has already exec'd, made it, or ended: all fine
+        self.children[pid] = request["id"]
+        self.channel.send("child_started", id=request["id"], pid=pid)
+
+    def reap(self, block):
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            request = self.children.pop(pid, None)
+            if request is None:
+                continue
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            sig = signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
+            try:
+                self.channel.send("child_exited", id=request, pid=pid, code=code, signal=sig)
+            except OSError:
+                pass  # the orchestrator is gone
+            if block:
+                return
+
+    def stop_children(self):
+        """SIGTERM to each running child's group, SIGKILL after STOP_GRACE_S."""
+        for pid in self.children:
+            _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while self.children and time.monotonic() < deadline:
+            self.reap(block=False)
+            time.sleep(0.02)
+        for pid in list(self.children):
+            _signal_group(pid, signal.SIGKILL)
+        while self.children:
+            self.reap(block=True)
+
+    def become_child(self, request):
+        """Runs the request in this forked child and exits; never returns into the worker."""
+        code = 1
+        try:
+            code = self._child(request)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            # What a fresh interpreter does on its way out (h5py closing files the context left
+            # open, the user's own handlers), short of unwinding into the worker's frames.
+            try:
+                atexit._run_exitfuncs()
+            except BaseException:
+                pass
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            os._exit(code if isinstance(code, int) else 1)
+
+    def _child(self, request):
+        worker_pid = os.getppid()
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _die_with_parent()
+        if os.getppid() != worker_pid:
+            os._exit(1)  # the worker died before the line above took effect
+        # Nothing of the worker's stays open here: its requests, its channel, its loop.
+        self.selector.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        if self.channel_fd is not None:
+            os.close(self.channel_fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+
+        connections = {}
+        for stream in ATTACH_STREAMS:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.connect(self.socket_path)
+            attach = {"protocol": PROTOCOL_VERSION, "kind": "attach",
+                      "token": request["token"], "stream": stream}
+            conn.sendall((json.dumps(attach) + "\n").encode())
+            connections[stream] = conn
+        for stream, fd in (("stdout", 1), ("stderr", 2)):
+            conn_fd = connections.pop(stream).detach()
+            os.dup2(conn_fd, fd)
+            os.close(conn_fd)
+        channel_socket = connections.pop("channel")
+
+        os.chdir(request["cwd"])
+        _reseed_random()
+        channel = Channel("fd:%d" % channel_socket.fileno())
+        channel.hello()
+        sys.argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "damnit_shim.py"),
+                    "--channel", "fd:%d" % channel_socket.fileno(), "run"] + request["argv"]
+        try:
+            import runner
+        except ImportError as e:
+            from damnit_shim import missing_package_message
+            channel.send("fatal", traceback=None, message=missing_package_message(e))
+            return 1
+        return runner.main(channel, request["argv"])
+
+
+def _channel_fd():
+    """The fd of the worker's own channel (`--channel fd:N`), which children must not hold."""
+    try:
+        kind, _, target = sys.argv[sys.argv.index("--channel") + 1].partition(":")
+        return int(target) if kind == "fd" else None
+    except (ValueError, IndexError):
+        return None
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(0)
+
+
+def _drain(fd):
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _signal_group(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except OSError:
+        pass
+
+
+def _die_with_parent():
+    """SIGKILL this child when the worker ends, however it ends (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except Exception:
+        pass
+
+
+def _reseed_random():
+    """A forked child inherits the worker's random state: give it its own, as a fresh
+    interpreter would have. (`random` reseeds itself after fork; numpy does not.)"""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def main(channel, argv):
+    if len(argv) != 2 or argv[0] != "--socket":
+        sys.stderr.write("usage: damnit_shim.py --channel fd:N worker --socket PATH\n")
+        return 2
+    started = time.perf_counter()
+    imported, unavailable = preload()
+    if "runner" in imported:
+        warm_up()
+    # What the worker holds now stays shared with every child: frozen objects are left out of
+    # the children's garbage collections, which would otherwise touch (and copy) their pages.
+    gc.collect()
+    gc.freeze()
+    channel.send("worker_ready", pid=os.getpid(), preloaded=imported, unavailable=unavailable,
+                 seconds=time.perf_counter() - started)
+    try:
+        return Worker(channel, _channel_fd(), argv[1]).serve()
+    except SystemExit as e:
+        return e.code

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { DatabaseDir } from '../../src/database-dir.js';
 import { shutdownSupervisord } from '../../src/supervisor/control.js';
 import { makeTempDir, runCli } from '../helpers/cli.js';
+import { REPO_ROOT } from '../helpers/paths.js';
 import { makeSampleProposal } from '../python-shim/runner-helpers.js';
 import { eventually, jobRows, makeDatabase, readLog, values } from '../listener/helpers.js';
 
 const tmp = makeTempDir('damnit-backend-');
+after(() => tmp.cleanup());
 
 function processAlive(pid: number): boolean {
   try {
@@ -57,7 +59,6 @@ def value(run, n: "meta#run_number"):
   });
   after(async () => {
     if (db) await shutdownSupervisord(new DatabaseDir(db)).catch(() => undefined);
-    tmp.cleanup();
   });
 
   test('status before any start: not set up', async () => {
@@ -145,5 +146,90 @@ def value(run, n: "meta#run_number"):
     assert.equal(started.code, 0, started.stderr);
     await makeSampleProposal(root, ['--runs', '1', '--first-run', '4', '--trains', '3']);
     await eventually('run 4 recorded', () => values(db).get('r4.value') === 40);
+  });
+});
+
+/** The Dockerfile's instructions, continuation lines joined, comments dropped. */
+function dockerInstructions(text: string): { stage: number; op: string; args: string }[] {
+  const joined = text.replace(/\\\n/g, ' ');
+  let stage = -1;
+  const out: { stage: number; op: string; args: string }[] = [];
+  for (const line of joined.split('\n')) {
+    const match = /^\s*([A-Z]+)\s+(.*)$/.exec(line);
+    if (!match || line.trim().startsWith('#')) continue;
+    const [, op = '', args = ''] = match;
+    if (op === 'FROM') stage += 1;
+    out.push({ stage, op, args: args.trim() });
+  }
+  return out;
+}
+
+describe('the container image (Dockerfile; no Docker engine runs here)', () => {
+  const text = readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  const steps = dockerInstructions(text);
+  const ignored = readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+
+  test('what it copies from the build context exists and is not excluded by .dockerignore', () => {
+    const copies = steps.filter((s) => s.op === 'COPY' && !s.args.startsWith('--from'));
+    assert.ok(copies.length >= 4);
+    for (const { args } of copies) {
+      const sources = args.split(/\s+/).slice(0, -1);
+      for (const source of sources) {
+        assert.ok(existsSync(path.join(REPO_ROOT, source)), `${source} exists`);
+        assert.ok(!ignored.includes(source.split('/')[0] as string), `${source} is not in .dockerignore`);
+      }
+    }
+  });
+
+  test('the final image has the installed layout: package.json, python-shim/, dist/src/ and node_modules/', () => {
+    const final = steps.filter((s) => s.stage === 1);
+    const dest = (s: { args: string }) => s.args.split(/\s+/).at(-1);
+    assert.deepEqual(
+      final.filter((s) => s.op === 'COPY').map((s) => [s.args.split(/\s+/).at(-2), dest(s)]),
+      [
+        ['package.json', './'],
+        ['/opt/damnit-ts/node_modules', './node_modules'],
+        ['/opt/damnit-ts/dist/src', './dist/src'],
+        ['python-shim', './python-shim'],
+      ],
+    );
+    const pkg = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    assert.equal(pkg.bin['amore-proto'], 'dist/src/cli/main.js');
+    const entry = final.find((s) => s.op === 'ENTRYPOINT');
+    assert.deepEqual(JSON.parse(entry?.args ?? 'null'), ['node', '/opt/damnit-ts/dist/src/cli/main.js']);
+    assert.deepEqual(JSON.parse(final.find((s) => s.op === 'CMD')?.args ?? 'null'), ['listen']);
+    assert.equal(final.filter((s) => s.op === 'WORKDIR').at(-1)?.args, '/proposal/usr/Shared/amore');
+  });
+
+  test('it installs the Python packages scripts/setup.sh gives contexts, all real Debian packages', async () => {
+    const setup = readFileSync(path.join(REPO_ROOT, 'scripts', 'setup.sh'), 'utf8');
+    const wanted = [...setup.matchAll(/\bpython3-[a-z0-9-]+/g)].map((m) => m[0]).filter((p) => p !== 'python3-venv');
+    const runStage = steps.filter((s) => s.stage === 1 && s.op === 'RUN').map((s) => s.args).join(' ');
+    const installed = [...runStage.matchAll(/\bpython3(-[a-z0-9-]+)?\b/g)].map((m) => m[0]);
+    for (const pkg of wanted) assert.ok(installed.includes(pkg), `${pkg} installed in the image`);
+    const aptCache = await execa('apt-cache', ['show', '--no-all-versions', ...new Set(installed)], { reject: false });
+    if (aptCache.failed && aptCache.exitCode === undefined) return; // no apt here: nothing more to check
+    assert.equal(aptCache.exitCode, 0, aptCache.stderr);
+  });
+
+  test('laid out as in the image, the CLI runs its command: listen processes a run', async () => {
+    const image = path.join(tmp.dir, 'opt-damnit-ts');
+    mkdirSync(path.join(image, 'dist'), { recursive: true });
+    copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(image, 'package.json'));
+    cpSync(path.join(REPO_ROOT, 'python-shim'), path.join(image, 'python-shim'), { recursive: true });
+    cpSync(path.join(REPO_ROOT, 'dist', 'src'), path.join(image, 'dist', 'src'), { recursive: true });
+    symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(image, 'node_modules'));
+
+    const dbDir = await makeDatabase(path.join(tmp.dir, 'image-proposal'), 'from damnit_ctx import Variable\n\n@Variable()\ndef seven(run):\n    return 7\n', { runs: 1 });
+    const res = await execa(process.execPath, [path.join(image, 'dist', 'src', 'cli', 'main.js'), 'listen', '--test'], {
+      cwd: dbDir,
+      input: '1234 1 raw\n',
+      reject: false,
+    });
+    assert.equal(res.exitCode, 0, res.stderr);
+    assert.equal(values(dbDir).get('r1.seven'), 7);
   });
 });

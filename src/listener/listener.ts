@@ -166,7 +166,9 @@ export class Listener {
     const outcome = await processRun(req, {
       db: this.opts.db,
       executor: this.executor,
+      env: this.env,
       onOutput: (stream, line) => runLog.info({ stream }, line),
+      onClusterJob: (jobId, logPath) => runLog.info(`cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`),
     });
     if (outcome.ok) return { ok: true, summary: summariseResults(outcome.variables) };
     if (outcome.detail) runLog.debug(outcome.detail);

@@ -1,0 +1,427 @@
+/**
+ * Runs contexts in a warm worker: one long-lived `damnit_shim.py worker` per executor (that is,
+ * per context_python) imports numpy, h5py, xarray, extra_data... once and forks a fresh child
+ * per run (python-shim/worker.py). A run costs a fork and loading context.py, not an
+ * interpreter's start-up and imports.
+ *
+ * Each child connects back to this executor's Unix socket three times (its protocol channel,
+ * its stdout, its stderr), each connection introduced by the run's random token, so the
+ * messages and output of concurrent runs never mix. The worker reports each child's pid and
+ * exit; a run's time limit stops that child's process group only. A worker that dies fails the
+ * runs it had in flight and is started again for the next run.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  parseChildAttach,
+  parseShimMessage,
+  ProtocolError,
+  WorkerRunRequest,
+  type ChildAttach,
+  type ShimMessage,
+  type VariableResultMessage,
+} from '../context/protocol.js';
+import {
+  describeExit,
+  KILL_GRACE_MS,
+  readLines,
+  ShimError,
+  signalProcessGroup,
+  startShim,
+  trackProcessGroup,
+  type OutputStream,
+  type ShimExit,
+  type ShimProcess,
+} from '../context/shim-process.js';
+import type { RunOutcome, RunRequest } from '../runs/run-request.js';
+import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
+import { runnerArgs, timeLimitReason } from './local.js';
+
+/** How long a finished child's connections may stay open (held by what it started). */
+const STREAM_GRACE_MS = 1_000;
+const STDERR_TAIL_LINES = 30;
+
+/** What the worker said when it was ready: for diagnostics and the benchmark. */
+export interface WorkerInfo {
+  pid: number;
+  preloaded: string[];
+  unavailable: string[];
+  /** Time the worker spent importing. */
+  seconds: number;
+}
+
+function lastLine(lines: string[]): string {
+  const last = [...lines].reverse().find((line) => line.trim() !== '');
+  return last ? ` (last output: ${last.trim().slice(0, 300)})` : '';
+}
+
+/** One run sent to the worker, from the request to its outcome. */
+class Flight {
+  pid: number | undefined;
+  private exit: Pick<ShimExit, 'code' | 'signal'> | undefined;
+  private readonly variables: VariableResultMessage[] = [];
+  private final: Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }> | undefined;
+  private failure: string | undefined;
+  private timedOut = false;
+  private stopping = false;
+  private readonly stderrTail: string[] = [];
+  private readonly attached = new Set<OutputStream | 'channel'>();
+  private closedStreams = 0;
+  private untrack: () => void = () => {};
+  private readonly timers: NodeJS.Timeout[] = [];
+  private resolve!: (outcome: RunOutcome) => void;
+  readonly outcome = new Promise<RunOutcome>((resolve) => (this.resolve = resolve));
+  private settled = false;
+
+  constructor(
+    readonly id: number,
+    readonly token: string,
+    readonly worker: WorkerHandle,
+    private readonly timeoutMs: number,
+    private readonly onOutput: OutputSink | undefined,
+  ) {
+    if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+      this.timers.push(
+        setTimeout(() => {
+          this.timedOut = true;
+          this.stop();
+        }, timeoutMs),
+      );
+    }
+  }
+
+  /** Takes a connection of this run's child; false if that stream is already attached. */
+  attach(stream: ChildAttach['stream'], socket: net.Socket): boolean {
+    if (this.settled || this.attached.has(stream)) return false;
+    this.attached.add(stream);
+    socket.once('close', () => {
+      this.closedStreams += 1;
+      this.maybeFinish();
+    });
+    return true;
+  }
+
+  onLine(stream: ChildAttach['stream'], line: string): void {
+    if (stream !== 'channel') {
+      if (stream === 'stderr') {
+        this.stderrTail.push(line);
+        if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
+      }
+      this.onOutput?.(stream, line);
+      return;
+    }
+    if (this.failure !== undefined || line.trim() === '') return;
+    let message: ShimMessage;
+    try {
+      message = parseShimMessage(line);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.fail(`Python shim protocol error: ${err.message}`);
+      return;
+    }
+    if (message.kind === 'variable_result') this.variables.push(message);
+    else if (message.kind === 'run_finished' || message.kind === 'fatal') this.final = message;
+    else if (message.kind !== 'hello' && message.kind !== 'run_started') {
+      this.fail(`Python shim protocol error: a run's channel carried a '${message.kind}' message`);
+    }
+  }
+
+  childStarted(pid: number): void {
+    this.pid = pid;
+    this.untrack = trackProcessGroup(pid);
+  }
+
+  childExited(exit: Pick<ShimExit, 'code' | 'signal'>): void {
+    this.exit = exit;
+    // What the context started may outlive the child; when we were stopping the run, it goes too.
+    if (this.stopping) this.signal('SIGKILL');
+    this.untrack();
+    this.timers.push(setTimeout(() => this.finish(), STREAM_GRACE_MS));
+    this.maybeFinish();
+  }
+
+  /** The worker ended before this run's child did: stop the child and fail the run. */
+  workerLost(reason: string): void {
+    if (this.exit !== undefined) return; // only its output is still coming in
+    if (this.pid !== undefined) this.signal('SIGKILL');
+    this.untrack();
+    if (this.final?.kind !== 'run_finished') this.failure ??= reason;
+    this.finish();
+  }
+
+  /** Stops the run for a reason of our own (a protocol error, a refused request). */
+  fail(reason: string): void {
+    this.failure ??= reason;
+    this.stop();
+  }
+
+  /**
+   * SIGTERM to the child's group, SIGKILL after KILL_GRACE_MS. Before the child is known the
+   * run ends at once; a child that starts after that is killed (WarmWorkerExecutor).
+   */
+  private stop(): void {
+    if (this.stopping || this.settled) return;
+    this.stopping = true;
+    if (this.pid === undefined) {
+      this.finish();
+      return;
+    }
+    this.signal('SIGTERM');
+    this.timers.push(setTimeout(() => this.signal('SIGKILL'), KILL_GRACE_MS));
+  }
+
+  private signal(signal: NodeJS.Signals): void {
+    if (this.pid !== undefined) signalProcessGroup(this.pid, signal);
+  }
+
+  private maybeFinish(): void {
+    if (this.exit !== undefined && this.closedStreams >= 3) this.finish();
+  }
+
+  private finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.worker.flights.delete(this.id);
+    this.resolve(this.result());
+  }
+
+  private result(): RunOutcome {
+    const detail = this.stderrTail.join('\n') || undefined;
+    if (this.final?.kind === 'run_finished' && this.failure === undefined) {
+      return {
+        ok: true,
+        startTime: this.final.start_time,
+        variables: this.variables,
+        h5Path: this.final.h5_path,
+        clusterLeftOut: this.final.cluster_left_out ?? [],
+      };
+    }
+    if (this.failure !== undefined) return { ok: false, reason: this.failure, detail };
+    if (this.final?.kind === 'fatal') {
+      return { ok: false, reason: this.final.message, detail: this.final.traceback ?? undefined };
+    }
+    if (this.timedOut) return { ok: false, reason: timeLimitReason(this.timeoutMs), detail };
+    const exit = { code: this.exit?.code ?? null, signal: this.exit?.signal ?? null, timedOut: false };
+    return {
+      ok: false,
+      reason: `the Python shim (run) ${describeExit(exit, this.timeoutMs)} before it reported a result${lastLine(this.stderrTail)}`,
+      detail,
+    };
+  }
+}
+
+/** One worker process and the runs sent to it. */
+interface WorkerHandle {
+  shim: ShimProcess;
+  flights: Map<number, Flight>;
+  info: WorkerInfo | undefined;
+  stderrTail: string[];
+  /** Set when we decided to stop it (protocol breach, close()). */
+  stopReason: string | undefined;
+}
+
+export interface WarmWorkerOptions {
+  /** The worker's own output (not a run's): import warnings and the like. */
+  onWorkerOutput?: OutputSink;
+}
+
+export class WarmWorkerExecutor implements RunExecutor {
+  private worker: WorkerHandle | undefined;
+  private socketDir: string | undefined;
+  private server: Promise<{ server: net.Server; socketPath: string }> | undefined;
+  private nextId = 0;
+  private readonly byToken = new Map<string, Flight>();
+  private closed = false;
+
+  constructor(
+    private readonly env: RunEnvironment,
+    private readonly opts: WarmWorkerOptions = {},
+  ) {}
+
+  /** What the current worker preloaded; undefined before it is ready. */
+  get workerInfo(): WorkerInfo | undefined {
+    return this.worker?.info;
+  }
+
+  /** The pid of the current worker, if one is running. */
+  get workerPid(): number | undefined {
+    return this.worker?.shim.pid;
+  }
+
+  async execute(req: RunRequest, onOutput?: OutputSink): Promise<RunOutcome> {
+    if (this.closed) throw new Error('WarmWorkerExecutor.execute after close()');
+    const { socketPath } = await this.listen();
+    const worker = this.ensureWorker(socketPath);
+    const id = this.nextId++;
+    const token = randomBytes(16).toString('hex');
+    const flight = new Flight(id, token, worker, this.env.timeoutMs, onOutput);
+    worker.flights.set(id, flight);
+    this.byToken.set(token, flight);
+    const request = WorkerRunRequest.parse({
+      protocol: 1,
+      kind: 'run',
+      id,
+      token,
+      cwd: this.env.dir.root,
+      argv: runnerArgs(req, this.env),
+    });
+    worker.shim.stdin?.write(`${JSON.stringify(request)}\n`);
+    try {
+      return await flight.outcome;
+    } finally {
+      this.byToken.delete(token);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    if (worker) {
+      worker.stopReason ??= 'the executor was closed while this run was in progress';
+      // End of stdin asks the worker to stop its children and leave; the signal makes sure.
+      worker.shim.stdin?.end();
+      worker.shim.kill();
+      await worker.shim.exited;
+    }
+    if (this.server) {
+      const { server } = await this.server;
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+  }
+
+  private listen(): Promise<{ server: net.Server; socketPath: string }> {
+    this.server ??= new Promise((resolve, reject) => {
+      // A private directory (mode 0700): only this user can connect; tokens say which run.
+      this.socketDir = mkdtempSync(path.join(os.tmpdir(), 'damnit-worker-'));
+      const socketPath = path.join(this.socketDir, 'runs.sock');
+      const server = net.createServer((socket) => this.accept(socket));
+      server.once('error', reject);
+      server.listen(socketPath, () => resolve({ server, socketPath }));
+    });
+    return this.server;
+  }
+
+  /** A connection from a child: its first line says which run and which stream it is. */
+  private accept(socket: net.Socket): void {
+    // A child killed mid-write resets its connection; the run's end is reported by the worker.
+    socket.on('error', () => {});
+    let target: { flight: Flight; stream: ChildAttach['stream'] } | undefined;
+    let refused = false;
+    readLines(socket, (line) => {
+      if (refused) return;
+      if (target) {
+        target.flight.onLine(target.stream, line);
+        return;
+      }
+      let attach: ChildAttach;
+      try {
+        attach = parseChildAttach(line);
+      } catch {
+        refused = true;
+        socket.destroy();
+        return;
+      }
+      const flight = this.byToken.get(attach.token);
+      if (!flight || !flight.attach(attach.stream, socket)) {
+        refused = true;
+        socket.destroy();
+        return;
+      }
+      target = { flight, stream: attach.stream };
+    });
+  }
+
+  private ensureWorker(socketPath: string): WorkerHandle {
+    if (this.worker) return this.worker;
+    const stderrTail: string[] = [];
+    const shim = startShim({
+      python: this.env.python,
+      command: 'worker',
+      args: ['--socket', socketPath],
+      cwd: this.env.dir.root,
+      timeoutMs: 0,
+      input: true,
+      onOutput: (stream, line) => {
+        if (stream === 'stderr') {
+          stderrTail.push(line);
+          if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+        }
+        this.opts.onWorkerOutput?.(stream, line);
+      },
+    });
+    const worker: WorkerHandle = { shim, flights: new Map(), info: undefined, stderrTail, stopReason: undefined };
+    this.worker = worker;
+    void this.follow(worker);
+    return worker;
+  }
+
+  /** Reads the worker's messages until it ends, then fails what it still had in flight. */
+  private async follow(worker: WorkerHandle): Promise<void> {
+    let failure: string | undefined;
+    try {
+      for await (const message of worker.shim.messages) this.onWorkerMessage(worker, message);
+    } catch (err) {
+      if (!(err instanceof ShimError)) throw err;
+      failure = err.message;
+    }
+    const exit = await worker.shim.exited;
+    if (this.worker === worker) this.worker = undefined;
+    const pid = worker.shim.pid === undefined ? '' : ` (pid ${worker.shim.pid})`;
+    const how = failure === undefined ? describeExit(exit, 0) : `failed (${failure})`;
+    const reason =
+      worker.stopReason ??
+      `the warm worker${pid} ${how} while this run was in progress; the run was stopped${lastLine(worker.stderrTail)}`;
+    for (const flight of [...worker.flights.values()]) flight.workerLost(reason);
+  }
+
+  private onWorkerMessage(worker: WorkerHandle, message: ShimMessage): void {
+    switch (message.kind) {
+      case 'hello':
+        return;
+      case 'worker_ready':
+        worker.info = {
+          pid: message.pid,
+          preloaded: message.preloaded,
+          unavailable: message.unavailable,
+          seconds: message.seconds,
+        };
+        return;
+      case 'child_started': {
+        const flight = worker.flights.get(message.id);
+        // A run that already ended (time limit, protocol error) before its child was known.
+        if (flight) flight.childStarted(message.pid);
+        else signalProcessGroup(message.pid, 'SIGKILL');
+        return;
+      }
+      case 'child_exited':
+        worker.flights.get(message.id)?.childExited({
+          code: message.code,
+          signal: message.signal as NodeJS.Signals | null,
+        });
+        return;
+      case 'request_refused': {
+        const reason = `the warm worker refused the run: ${message.message}`;
+        const flight = message.id === null ? undefined : worker.flights.get(message.id);
+        if (flight) {
+          flight.fail(reason);
+          return;
+        }
+        this.breach(worker, reason);
+        return;
+      }
+      default:
+        this.breach(worker, `Python shim protocol error: the warm worker sent a '${message.kind}' message`);
+    }
+  }
+
+  /** The worker said something it never should: stop it; its runs fail with `reason`. */
+  private breach(worker: WorkerHandle, reason: string): void {
+    worker.stopReason ??= reason;
+    worker.shim.kill();
+  }
+}

@@ -6,7 +6,7 @@ import type { VariableResultMessage } from '../../context/protocol.js';
 import { requireDatabaseDir, CONTEXT_FILE, type DatabaseDir } from '../../database-dir.js';
 import { numberSetting } from '../../db/config-keys.js';
 import { openDatabase, type DamnitDb } from '../../db/database.js';
-import { FreshProcessExecutor } from '../../executors/local.js';
+import { WarmWorkerExecutor } from '../../executors/warm-worker.js';
 import { processRun } from '../../runs/process-run.js';
 import { rawRunDir, runExists } from '../../runs/proposal-path.js';
 import { loadRunEnvironment } from '../../runs/run-environment.js';
@@ -14,11 +14,13 @@ import { describeRun, type RunRequest } from '../../runs/run-request.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
 import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cluster.js';
+import { reprocessWatched } from '../reprocess-watch.js';
 import { formatProblem } from './read-context.js';
 
 interface ReprocessOptions {
   mock?: boolean;
   cluster?: boolean;
+  watch?: boolean;
   proposal?: string;
   match: string[];
 }
@@ -82,6 +84,7 @@ export function register(program: Command): void {
     .option('--mock', 'Use a fake run object instead of loading one from disk.')
     .option('--proposal <proposal>', 'Proposal number, e.g. 1234')
     .option('--cluster', 'Run the runs as one Slurm array job, at most concurrent_jobs at once.')
+    .option('--watch', 'Run jobs one-by-one with live output in the terminal')
     .option(
       '--match <match>',
       'String to match against variable titles (case-insensitive). Not a regex, simply `str in var.title`.',
@@ -127,9 +130,21 @@ export function register(program: Command): void {
           if (failed > 0) process.exitCode = 1;
           return;
         }
+        if (opts.watch) {
+          const failed = await reprocessWatched(available.map(request), {
+            db, env, debug,
+            describeResults: (outcome) => summariseResults(outcome.variables) + clusterNote(outcome),
+          });
+          const processed = available.length;
+          console.log(`Processed ${processed} run${processed === 1 ? '' : 's'}: ${processed - failed} ok, ${failed} failed`);
+          if (failed > 0) process.exitCode = 1;
+          return;
+        }
         const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
         const queue = new PQueue({ concurrency });
-        const executor = new FreshProcessExecutor(env);
+        const executor = new WarmWorkerExecutor(env, {
+          onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
+        });
         let failed = 0;
 
         for (const run of available) {

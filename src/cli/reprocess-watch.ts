@@ -1,0 +1,56 @@
+/**
+ * `reprocess --watch`: the runs one by one, each in a pseudo-terminal whose output (the
+ * context's prints, progress bars, colours) goes straight to this terminal, as the reference's
+ * --watch shows a job's output live. Results are recorded as in every other path (processRun).
+ */
+import { styleText } from 'node:util';
+import type { DamnitDb } from '../db/database.js';
+import type { RunEnvironment } from '../executors/executor.js';
+import { PtyExecutor } from '../executors/pty.js';
+import { processRun, type ProcessedRun } from '../runs/process-run.js';
+import { describeRun, type RunRequest } from '../runs/run-request.js';
+
+export interface WatchOptions {
+  db: DamnitDb;
+  env: RunEnvironment;
+  debug: boolean;
+  /** Summary of a successful run, e.g. `11 variables, 1 error`. */
+  describeResults: (outcome: Extract<ProcessedRun, { ok: true }>) => string;
+  /** Where the runs' output goes; stdout by default. */
+  out?: NodeJS.WriteStream;
+}
+
+/** Runs `reqs` one after the other in a pty; returns how many failed. */
+export async function reprocessWatched(reqs: RunRequest[], opts: WatchOptions): Promise<number> {
+  const out = opts.out ?? process.stdout;
+  const colour = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+  const executor = new PtyExecutor(opts.env, {
+    write: (data) => out.write(data),
+    columns: out.columns,
+    rows: out.rows,
+  });
+  const onResize = (): void => executor.resize(out.columns, out.rows);
+  out.on('resize', onResize);
+  let failed = 0;
+  try {
+    for (const req of reqs) {
+      const label = describeRun(req);
+      out.write(`${colour ? styleText('bold', `--- ${label} ---`) : `--- ${label} ---`}\n`);
+      const started = performance.now();
+      const outcome = await processRun(req, { db: opts.db, executor, env: opts.env });
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      if (outcome.ok) {
+        out.write(`${label}: done in ${seconds} s: ${opts.describeResults(outcome)}\n`);
+      } else {
+        failed += 1;
+        const status = colour ? styleText('red', 'FAILED') : 'FAILED';
+        out.write(`${label}: ${status} in ${seconds} s: ${outcome.reason}\n`);
+        if (opts.debug && outcome.detail) out.write(`${outcome.detail}\n`);
+      }
+    }
+  } finally {
+    out.off('resize', onResize);
+    await executor.close();
+  }
+  return failed;
+}

@@ -120,15 +120,22 @@ export class Listener {
           `events from ${sources.map((s) => s.name).join(', ')}, ${plural(concurrency, 'run')} at once, python ${env.python})`,
       );
       await listener.refreshContext();
-      const resumed = scheduler.resume();
-      for (const job of resumed.resumed) {
+      const recovered = scheduler.recover();
+      for (const job of recovered.resumed) {
         logger.warn({ run: job.run, data: job.kind }, 'was interrupted when the backend stopped: processing it again');
       }
-      for (const job of resumed.abandoned) {
+      for (const job of recovered.abandoned) {
         logger.error({ run: job.run, data: job.kind }, `interrupted ${plural(job.attempts, 'time')}: given up (reprocess it by hand)`);
       }
-      if (resumed.pending > 0) logger.info(`${plural(resumed.pending, 'run')} with work pending from before`);
-      for (const source of sources) await source.start((event) => listener?.take(event), listener.notice(source));
+      try {
+        for (const source of sources) await source.start((event) => listener?.take(event), listener.notice(source));
+      } catch (err) {
+        // Nothing has started yet: the pending work waits for a backend whose sources work.
+        await listener.stop();
+        throw err;
+      }
+      const pending = scheduler.schedulePending();
+      if (pending > 0) logger.info(`${plural(pending, 'run')} with work pending`);
       return listener;
     } catch (err) {
       store.releaseListener();

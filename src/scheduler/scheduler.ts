@@ -69,12 +69,16 @@ export class Scheduler {
     return result;
   }
 
-  /** At start-up: interrupted jobs are pending again, and every pending run is scheduled. */
-  resume(): { resumed: Job[]; abandoned: Job[]; pending: number } {
-    const interrupted = this.opts.store.resumeInterrupted(this.opts.maxAttempts);
+  /** At start-up, before any event is taken: jobs left running by a backend that died are pending again. */
+  recover(): { resumed: Job[]; abandoned: Job[] } {
+    return this.opts.store.resumeInterrupted(this.opts.maxAttempts);
+  }
+
+  /** Schedules every run with pending work; returns how many there are. */
+  schedulePending(): number {
     const runs = this.opts.store.pendingRuns();
     for (const { proposal, run, priority } of runs) this.wake(proposal, run, priority);
-    return { ...interrupted, pending: runs.length };
+    return runs.length;
   }
 
   private wake(proposal: number, run: number, priority: JobPriority): void {

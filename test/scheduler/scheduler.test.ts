@@ -190,9 +190,9 @@ describe('scheduler', () => {
 
     const second = new Gate(true);
     const restarted = schedulerFor(db, second.handler, 1);
-    const resumed = restarted.resume();
-    assert.deepEqual(resumed.resumed.map((j) => `r${j.run} ${j.kind}`), ['r2 raw']);
-    assert.equal(resumed.pending, 2);
+    const recovered = restarted.recover();
+    assert.deepEqual(recovered.resumed.map((j) => `r${j.run} ${j.kind}`), ['r2 raw']);
+    assert.equal(restarted.schedulePending(), 2);
     await restarted.idle();
     assert.deepEqual(second.started, ['r2 raw', 'r3 raw']);
     assert.deepEqual(states(db), { 'r1 raw': 'done', 'r2 raw': 'done', 'r3 raw': 'done' });

@@ -8,9 +8,11 @@ with the Agg backend, h5netcdf: each only if importable) and the shim's own modu
 
     {"protocol": 1, "kind": "run", "id": 7, "token": "<32 hex>", "cwd": "/db/dir", "argv": [...]}
 
-For each request it forks a child that runs `runner.main` with `argv`, exactly as
-`damnit_shim.py run ARGV` would, and says `child_started` (id, pid) and, once the child is
-reaped, `child_exited` (id, pid, code or signal). The child:
+For each request a child runs `runner.main` with `argv`, exactly as `damnit_shim.py run ARGV`
+would; the worker says `child_started` (id, pid) and, once the child is reaped, `child_exited`
+(id, pid, code or signal). The child is forked ahead of time while the worker is idle (the
+"spare", waiting on a pipe for its request), so a request does not wait for a fork; a second
+request at once gets a child forked on the spot. The child:
 - leads its own process group, so a run's time limit stops that child and whatever it
   started, never the worker;
 - opens three connections to the orchestrator's Unix socket PATH, each introduced by an
@@ -38,8 +40,10 @@ import traceback
 
 from shim_channel import PROTOCOL_VERSION, Channel
 
-# Imported once in the worker, in this order, when importable.
-PRELOAD = ("numpy", "h5py", "pandas", "xarray", "extra_data", "h5netcdf", "matplotlib")
+# Imported once in the worker, in this order, when importable. xarray.core.groupby is one of
+# xarray's lazy imports that a run of the sample context would otherwise pay in every child.
+PRELOAD = ("numpy", "h5py", "pandas", "xarray", "xarray.core.groupby", "extra_data", "h5netcdf",
+           "matplotlib")
 # The shim's modules a run imports (runner imports the rest).
 SHIM_MODULES = ("runner",)
 # Between SIGTERM and SIGKILL for children still running when the worker stops.
@@ -178,11 +182,17 @@ class Worker:
         self.channel = channel
         self.channel_fd = channel_fd
         self.socket_path = socket_path
-        self.children = {}  # pid -> request id
+        self.children = {}  # pid -> request id; None for the spare
+        # A child forked ahead of the next request and waiting for it: (pid, request pipe).
+        self.spare = None
         self.selector = selectors.DefaultSelector()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
+        # Looked up once here rather than in every child.
+        self.set_death_signal = _death_signal_setter()
+        # In a child: the fds of its connections to the orchestrator.
+        self.run_fds = []
 
     def serve(self):
         # SIGCHLD wakes the select loop through the wakeup fd; the handler itself does nothing.
@@ -194,6 +204,10 @@ class Worker:
         pending = b""
         try:
             while True:
+                self.reap(block=False)
+                # Forked while idle, so that the next request finds its child waiting.
+                if self.spare is None:
+                    self.spare = self.fork_spare()
                 for key, _ in self.selector.select():
                     if key.data == "wake":
                         _drain(self.wake_r)
@@ -206,7 +220,6 @@ class Worker:
                     for line in lines:
                         if line.strip():
                             self.handle(line.decode("utf-8", "replace"))
-                self.reap(block=False)
         finally:
             self.stop_children()
 
@@ -216,24 +229,68 @@ class Worker:
         except RequestError as e:
             self.channel.send("request_refused", id=request_id(line), message=str(e))
             return
+        pid = self.hand_to_spare(request)
+        if pid is None:
+            pid = self.fork_child(request)
+        if pid is not None:
+            self.children[pid] = request["id"]
+            self.channel.send("child_started", id=request["id"], pid=pid)
+
+    def hand_to_spare(self, request):
+        """The spare's pid once it has the request; None without a (live) spare."""
+        if self.spare is None:
+            return None
+        pid, pipe = self.spare
+        self.spare = None
+        try:
+            # At most a few kilobytes: the pipe takes it whole, and the spare reads to the end.
+            os.write(pipe, json.dumps(request).encode())
+            return pid
+        except OSError:
+            _signal_group(pid, signal.SIGKILL)  # it died or is dying: fork afresh instead
+            return None
+        finally:
+            os.close(pipe)
+
+    def fork_child(self, request):
+        """Forks a child for the request; its pid, or None (refused) if fork failed."""
+        pid = self._fork(request["id"])
+        if pid == 0:
+            self.become_child(lambda: request)  # never returns
+        return pid
+
+    def fork_spare(self):
+        """Forks the child that the next request will be handed to: (pid, request pipe)."""
+        read_end, write_end = os.pipe()
+        pid = self._fork(None)
+        if pid == 0:
+            os.close(write_end)
+            self.become_child(lambda: _read_request(read_end))  # never returns
+        os.close(read_end)
+        if pid is None:
+            os.close(write_end)
+            return None
+        self.children[pid] = None
+        return pid, write_end
+
+    def _fork(self, request_id):
         sys.stdout.flush()
         sys.stderr.flush()
         try:
             pid = os.fork()
         except OSError as e:
-            self.channel.send("request_refused", id=request["id"],
-                              message="cannot fork a child: %s" % e)
-            return
-        if pid == 0:
-            self.become_child(request)  # never returns
-        try:
-            # Also done in the child: whichever runs first, the group exists before anyone
-            # signals it.
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child has already exec'd, made it, or ended: all fine
-        self.children[pid] = request["id"]
-        self.channel.send("child_started", id=request["id"], pid=pid)
+            if request_id is not None:
+                self.channel.send("request_refused", id=request_id,
+                                  message="cannot fork a child: %s" % e)
+            return None
+        if pid != 0:
+            try:
+                # Also done in the child: whichever runs first, the group exists before
+                # anyone signals it.
+                os.setpgid(pid, pid)
+            except OSError:
+                pass  # the child made it already, or has ended: both fine
+        return pid
 
     def reap(self, block):
         while self.children:
@@ -243,20 +300,24 @@ class Worker:
                 return
             if pid == 0:
                 return
-            request = self.children.pop(pid, None)
-            if request is None:
+            if pid not in self.children:
                 continue
-            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-            sig = signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
-            try:
-                self.channel.send("child_exited", id=request, pid=pid, code=code, signal=sig)
-            except OSError:
-                pass  # the orchestrator is gone
+            request = self.children.pop(pid)
+            if self.spare is not None and self.spare[0] == pid:
+                os.close(self.spare[1])
+                self.spare = None
+            if request is not None:
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+                sig = signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None
+                try:
+                    self.channel.send("child_exited", id=request, pid=pid, code=code, signal=sig)
+                except OSError:
+                    pass  # the orchestrator is gone
             if block:
                 return
 
     def stop_children(self):
-        """SIGTERM to each running child's group, SIGKILL after STOP_GRACE_S."""
+        """SIGTERM to each child's group, SIGKILL after STOP_GRACE_S."""
         for pid in self.children:
             _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
@@ -268,11 +329,13 @@ class Worker:
         while self.children:
             self.reap(block=True)
 
-    def become_child(self, request):
-        """Runs the request in this forked child and exits; never returns into the worker."""
+    def become_child(self, get_request):
+        """Runs a request in this forked child and exits; never returns into the worker.
+        `get_request` gives the request, waiting for it in a spare."""
         code = 1
         try:
-            code = self._child(request)
+            self._prepare_child()
+            code = self._run(get_request())
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         except BaseException:
@@ -289,28 +352,42 @@ class Worker:
                     stream.flush()
                 except Exception:
                     pass
+            # Closed now, the connections tell the orchestrator the run is over; closed by the
+            # exit, they would wait until the kernel has torn down this big address space.
+            for fd in self.run_fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             os._exit(code if isinstance(code, int) else 1)
 
-    def _child(self, request):
+    def _prepare_child(self):
+        """What does not depend on the request: group, signals, the worker's fds, randomness."""
         worker_pid = os.getppid()
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        _die_with_parent()
+        if self.set_death_signal is not None:
+            self.set_death_signal()
         if os.getppid() != worker_pid:
             os._exit(1)  # the worker died before the line above took effect
-        # Nothing of the worker's stays open here: its requests, its channel, its loop.
+        # Nothing of the worker's stays open here: its requests, its channel, its loop, an
+        # earlier spare's request pipe.
         self.selector.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
         if self.channel_fd is not None:
             os.close(self.channel_fd)
+        if self.spare is not None:
+            os.close(self.spare[1])
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
+        _reseed_random()
 
+    def _run(self, request):
         connections = {}
         for stream in ATTACH_STREAMS:
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -324,9 +401,9 @@ class Worker:
             os.dup2(conn_fd, fd)
             os.close(conn_fd)
         channel_socket = connections.pop("channel")
+        self.run_fds = [channel_socket.fileno(), 1, 2]
 
         os.chdir(request["cwd"])
-        _reseed_random()
         channel = Channel("fd:%d" % channel_socket.fileno())
         channel.hello()
         sys.argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "damnit_shim.py"),
@@ -338,6 +415,21 @@ class Worker:
             channel.send("fatal", traceback=None, message=missing_package_message(e))
             return 1
         return runner.main(channel, request["argv"])
+
+
+def _read_request(fd):
+    """A spare's request: everything the worker writes before closing the pipe. The worker
+    gone without writing one: nothing to do."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    if not chunks:
+        os._exit(0)
+    return json.loads(b"".join(chunks))
 
 
 def _channel_fd():
@@ -368,16 +460,18 @@ def _signal_group(pgid, signum):
         pass
 
 
-def _die_with_parent():
-    """SIGKILL this child when the worker ends, however it ends (Linux only)."""
+def _death_signal_setter():
+    """A function that makes the calling process get SIGKILL when its parent ends, however it
+    ends (Linux only; None elsewhere)."""
     if not sys.platform.startswith("linux"):
-        return
+        return None
     try:
         import ctypes
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except Exception:
-        pass
+        return None
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
 
 
 def _reseed_random():

@@ -177,14 +177,20 @@ class Flight {
     if (this.pid !== undefined) signalProcessGroup(this.pid, signal);
   }
 
+  /**
+   * Done once the child's three connections are closed and it has either ended or given its
+   * final message: a finished child closes them before it exits, so its run is not held up
+   * while the kernel tears down its (large, copied-on-write) address space.
+   */
   private maybeFinish(): void {
-    if (this.exit !== undefined && this.closedStreams >= 3) this.finish();
+    if (this.closedStreams >= 3 && (this.exit !== undefined || this.final !== undefined)) this.finish();
   }
 
   private finish(): void {
     if (this.settled) return;
     this.settled = true;
     for (const timer of this.timers) clearTimeout(timer);
+    this.untrack();
     this.worker.flights.delete(this.id);
     this.resolve(this.result());
   }

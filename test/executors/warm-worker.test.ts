@@ -2,7 +2,7 @@
 // interpreter per run, time limits and kills that stop only one child, a worker killed with
 // SIGKILL, and the output and messages of concurrent runs kept apart.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -119,6 +119,21 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** The processes whose parent is `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
 /** Polls until `check` holds; `limitMs` bounds a hung test and is no measurement. */
 async function waitUntil(check: () => boolean, what: string, limitMs = 60_000): Promise<void> {
   const end = Date.now() + limitMs;
@@ -233,6 +248,8 @@ describe('WarmWorkerExecutor', () => {
 
       const inFlight = executor.execute(request(2));
       await waitUntil(() => existsSync(childPidFile), 'the run to be under way');
+      const children = childrenOf(worker);
+      assert.ok(children.length >= 2, 'the running child and the spare waiting for the next request');
       process.kill(worker, 'SIGKILL');
       const lost = await inFlight;
       assert.equal(lost.ok, false);
@@ -241,7 +258,8 @@ describe('WarmWorkerExecutor', () => {
         new RegExp(`^the warm worker \\(pid ${worker}\\) was killed by SIGKILL while this run was in progress; the run was stopped`),
       );
       const child = Number(readFileSync(childPidFile, 'utf8'));
-      await waitUntil(() => !processAlive(child), "the lost run's child to end");
+      assert.ok(children.includes(child));
+      await waitUntil(() => children.every((pid) => !processAlive(pid)), "the dead worker's children to end");
 
       assert.equal(values(await executor.execute(request(3))).get('value')?.v, '3');
       assert.notEqual(executor.workerPid, worker, 'a new worker');
@@ -347,7 +365,10 @@ describe('WarmWorkerExecutor', () => {
     const worker = executor.workerPid;
     assert.ok(worker !== undefined);
     assert.ok(executor.workerInfo?.preloaded.includes('numpy'), 'the worker preloaded numpy');
+    await waitUntil(() => childrenOf(worker).length === 1, 'the spare child to be forked');
+    const spare = childrenOf(worker);
     await executor.close();
     assert.equal(processAlive(worker), false);
+    await waitUntil(() => spare.every((pid) => !processAlive(pid)), 'the spare to end');
   });
 });

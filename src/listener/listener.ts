@@ -20,7 +20,7 @@ import type { DatabaseDir } from '../database-dir.js';
 import { numberSetting } from '../db/config-keys.js';
 import type { DamnitDb } from '../db/database.js';
 import type { RunEnvironment, RunExecutor } from '../executors/executor.js';
-import { FreshProcessExecutor } from '../executors/local.js';
+import { WarmWorkerExecutor } from '../executors/warm-worker.js';
 import type { BackendLogger } from '../log.js';
 import { processRun } from '../runs/process-run.js';
 import { loadRunEnvironment } from '../runs/run-environment.js';
@@ -42,7 +42,7 @@ export interface ListenerOptions {
   logger: BackendLogger;
   /** Builds the sources once the proposal and the job store are known. */
   sources: (ctx: { proposal: number; store: JobStore; dbId: string }) => EventSource[];
-  /** How runs are executed; a fresh interpreter per run unless given. */
+  /** How runs are executed; warm workers (as reprocess) unless given. */
   createExecutor?: (env: RunEnvironment) => RunExecutor;
 }
 
@@ -95,7 +95,10 @@ export class Listener {
     }
     try {
       const env = await loadRunEnvironment(dir, db);
-      const executor = (opts.createExecutor ?? ((e) => new FreshProcessExecutor(e)))(env);
+      const executor = (
+        opts.createExecutor ??
+        ((e) => new WarmWorkerExecutor(e, { onWorkerOutput: (_stream, line) => logger.info(`worker> ${line}`) }))
+      )(env);
       const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
       let listener: Listener | undefined;
       const scheduler = new Scheduler({

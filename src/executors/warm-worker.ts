@@ -32,7 +32,6 @@ import {
   signalProcessGroup,
   startShim,
   trackProcessGroup,
-  type OutputStream,
   type ShimExit,
   type ShimProcess,
 } from '../context/shim-process.js';
@@ -60,7 +59,7 @@ function lastLine(lines: string[]): string {
 
 /** One run sent to the worker, from the request to its outcome. */
 class Flight {
-  pid: number | undefined;
+  private pid: number | undefined;
   private exit: Pick<ShimExit, 'code' | 'signal'> | undefined;
   private readonly variables: VariableResultMessage[] = [];
   private final: Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }> | undefined;
@@ -68,7 +67,7 @@ class Flight {
   private timedOut = false;
   private stopping = false;
   private readonly stderrTail: string[] = [];
-  private readonly attached = new Set<OutputStream | 'channel'>();
+  private readonly attached = new Set<ChildAttach['stream']>();
   private closedStreams = 0;
   private untrack: () => void = () => {};
   private readonly timers: NodeJS.Timeout[] = [];
@@ -77,9 +76,8 @@ class Flight {
   private settled = false;
 
   constructor(
-    readonly id: number,
-    readonly token: string,
-    readonly worker: WorkerHandle,
+    private readonly id: number,
+    private readonly worker: WorkerHandle,
     private readonly timeoutMs: number,
     private readonly onOutput: OutputSink | undefined,
   ) {
@@ -224,7 +222,6 @@ class Flight {
 interface WorkerHandle {
   shim: ShimProcess;
   flights: Map<number, Flight>;
-  info: WorkerInfo | undefined;
   stderrTail: string[];
   /** Set when we decided to stop it (protocol breach, close()). */
   stopReason: string | undefined;
@@ -242,15 +239,16 @@ export class WarmWorkerExecutor implements RunExecutor {
   private nextId = 0;
   private readonly byToken = new Map<string, Flight>();
   private closed = false;
+  private latestInfo: WorkerInfo | undefined;
 
   constructor(
     private readonly env: RunEnvironment,
     private readonly opts: WarmWorkerOptions = {},
   ) {}
 
-  /** What the current worker preloaded; undefined before it is ready. */
+  /** What the latest worker said when it was ready; undefined before any was. */
   get workerInfo(): WorkerInfo | undefined {
-    return this.worker?.info;
+    return this.latestInfo;
   }
 
   /** The pid of the current worker, if one is running. */
@@ -264,7 +262,7 @@ export class WarmWorkerExecutor implements RunExecutor {
     const worker = this.ensureWorker(socketPath);
     const id = this.nextId++;
     const token = randomBytes(16).toString('hex');
-    const flight = new Flight(id, token, worker, this.env.timeoutMs, onOutput);
+    const flight = new Flight(id, worker, this.env.timeoutMs, onOutput);
     worker.flights.set(id, flight);
     this.byToken.set(token, flight);
     const request = WorkerRunRequest.parse({
@@ -360,7 +358,7 @@ export class WarmWorkerExecutor implements RunExecutor {
         this.opts.onWorkerOutput?.(stream, line);
       },
     });
-    const worker: WorkerHandle = { shim, flights: new Map(), info: undefined, stderrTail, stopReason: undefined };
+    const worker: WorkerHandle = { shim, flights: new Map(), stderrTail, stopReason: undefined };
     this.worker = worker;
     void this.follow(worker);
     return worker;
@@ -390,7 +388,7 @@ export class WarmWorkerExecutor implements RunExecutor {
       case 'hello':
         return;
       case 'worker_ready':
-        worker.info = {
+        this.latestInfo = {
           pid: message.pid,
           preloaded: message.preloaded,
           unavailable: message.unavailable,

@@ -178,8 +178,8 @@ async function measure(
  */
 const IN_PROCESS_FLOOR = String.raw`
 import json, os, sys, time
-import runner, worker
-from shim_channel import Channel
+from _damnit_shim import runner, worker
+from _damnit_shim.shim_channel import Channel
 context, proposal_path, out_dir, runs, results_file = sys.argv[1:6]
 worker.preload()
 worker.warm_up()

@@ -3,39 +3,48 @@
     python damnit_shim.py --channel fd:3 describe CONTEXT_FILE
     python damnit_shim.py --channel fd:3 run CONTEXT_FILE [run options]
     python damnit_shim.py --channel fd:3 worker --socket PATH   (warm fork server)
+    python damnit_shim.py array-task TASKS_FILE   (Slurm array task: the arguments of its run)
 
-Each command lives in its own module; this file only sets up the import path and
-the channel, says hello, and dispatches.
+Each command lives in its own module of the _damnit_shim package; this file only sets up the
+import path and the channel, says hello, and dispatches. Only this script and damnit_ctx.py
+sit next to the package, so that the modules next to a context file are never hidden by ours.
 """
+import importlib
 import os
 import sys
 
 SHIM_DIR = os.path.dirname(os.path.abspath(__file__))
-# Contexts do `from damnit_ctx import Variable`: make the shim's modules importable.
+# Contexts do `from damnit_ctx import Variable`: make it (and our package) importable.
 if SHIM_DIR not in sys.path:
     sys.path.insert(0, SHIM_DIR)
 
 COMMANDS = {
-    "describe": "describe",
-    "run": "runner",
-    "worker": "worker",
+    "describe": "_damnit_shim.describe",
+    "run": "_damnit_shim.runner",
+    "worker": "_damnit_shim.worker",
 }
 
 
 def main(argv):
+    if argv[:1] == ["array-task"]:
+        from _damnit_shim.array_task import task_argv
+        argv = task_argv(argv[1:])
+        if argv is None:
+            return 2
     if len(argv) < 3 or argv[0] != "--channel" or argv[2] not in COMMANDS:
         sys.stderr.write("usage: damnit_shim.py --channel fd:N|file:PATH {%s} ...\n"
-                         % ",".join(COMMANDS))
+                         "       damnit_shim.py array-task TASKS_FILE\n" % ",".join(COMMANDS))
         return 2
     if argv[1].startswith("fd:"):
         end_with_parent()
-    from shim_channel import Channel
+    from _damnit_shim.shim_channel import Channel
     channel = Channel(argv[1])
     # Also fails if the parent died before end_with_parent: nobody reads the channel any more.
     channel.hello()
     try:
-        module = __import__(COMMANDS[argv[2]])
+        module = importlib.import_module(COMMANDS[argv[2]])
     except ImportError as e:
+        from _damnit_shim.missing_packages import missing_package_message
         channel.send("fatal", traceback=None, message=missing_package_message(e))
         return 1
     return module.main(channel, argv[3:])
@@ -54,20 +63,6 @@ def end_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
     except Exception:
         pass
-
-
-def missing_package_message(error):
-    """An interpreter without the packages the shim imports (numpy, h5py): say which are
-    missing from which interpreter, and how to install them there."""
-    import importlib.util
-    missing = [name for name in ("numpy", "h5py") if importlib.util.find_spec(name) is None]
-    if error.name and error.name not in missing:
-        missing.insert(0, error.name)
-    return ("%s cannot run context variables: %s. Install %s into that environment "
-            "(%s -m pip install %s), or choose another interpreter with "
-            "'amore-proto db-config context_python /path/to/python'"
-            % (sys.executable, error, "it" if len(missing) == 1 else "them",
-               sys.executable, " ".join(missing)))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import { ShimError, startShim } from '../context/shim-process.js';
 import type { RunOutcome, RunRequest } from '../runs/run-request.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
 
-/** The shim's `run` arguments for a request (python-shim/runner.py). */
+/** The shim's `run` arguments for a request (python-shim/_damnit_shim/runner.py). */
 export function runnerArgs(req: RunRequest, env: RunEnvironment): string[] {
   const args = [
     env.dir.contextFile,

@@ -33,9 +33,6 @@ import {
   type SlurmCommandOptions,
 } from './slurm.js';
 
-/** Runs the task of an array job whose index is `$SLURM_ARRAY_TASK_ID` (python-shim/array_task.py). */
-export const ARRAY_TASK_SCRIPT = path.join(path.dirname(SHIM_SCRIPT), 'array_task.py');
-
 /** How often channel files are read while jobs run: reading a small file costs next to nothing. */
 const CHANNEL_POLL_MS = 250;
 
@@ -371,7 +368,9 @@ export async function runArrayJob(
         logPath: slurmArrayLogPattern(dir, first.proposal),
         ...opts.settings,
         array: { indices: arrayIndices(reqs.map((r) => r.run)), maxConcurrent: opts.maxConcurrent },
-        command: [env.python, ARRAY_TASK_SCRIPT, tasksFile],
+        // The shim runs the arguments of the run whose index is `$SLURM_ARRAY_TASK_ID`
+        // (python-shim/_damnit_shim/array_task.py).
+        command: [env.python, SHIM_SCRIPT, 'array-task', tasksFile],
         cwd: dir.root,
       },
       opts,

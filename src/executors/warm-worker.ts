@@ -1,8 +1,8 @@
 /**
  * Runs contexts in a warm worker: one long-lived `damnit_shim.py worker` per executor (that is,
  * per context_python) imports numpy, h5py, xarray, extra_data... once and forks a fresh child
- * per run (python-shim/worker.py). A run costs a fork and loading context.py, not an
- * interpreter's start-up and imports.
+ * per run (python-shim/_damnit_shim/worker.py). A run costs a fork and loading context.py, not
+ * an interpreter's start-up and imports.
  *
  * Each child connects back to this executor's Unix socket three times (its protocol channel,
  * its stdout, its stderr), each connection introduced by the run's random token, so the

@@ -1,9 +1,10 @@
 /**
  * Offline validation of context files in Pyodide: no Python installation is needed.
  *
- * One Pyodide instance checks any number of files. It runs python-shim/static_reader.py, which
- * applies the same variable rules as the real loader (python-shim/ctx_rules.py) to what the AST
- * shows, and pyflakes when its wheel is in the local cache (scripts/fetch-pyflakes.sh).
+ * One Pyodide instance checks any number of files. It runs
+ * python-shim/_damnit_shim/static_reader.py, which applies the same variable rules as the real
+ * loader (python-shim/_damnit_shim/ctx_rules.py) to what the AST shows, and pyflakes when its
+ * wheel is in the local cache (scripts/fetch-pyflakes.sh).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,8 +15,9 @@ import { DEFAULT_WHEELS_DIR, PYTHON_SHIM_DIR, pyodideIndexDir } from './package-
 /** Overrides where the pyflakes wheel is looked for (tests, unusual installs). */
 export const WHEELS_DIR_ENV = 'DAMNIT_WHEELS_DIR';
 
-/** The Python modules static_reader needs, copied into Pyodide's file system. */
-const SHIM_MODULES = ['ctx_rules.py', 'static_reader.py'];
+/** The shim's package, with only the modules static_reader needs, copied into Pyodide's file system. */
+const SHIM_PACKAGE = '_damnit_shim';
+const SHIM_MODULES = ['__init__.py', 'ctx_rules.py', 'static_reader.py'];
 const PYODIDE_SHIM_DIR = '/damnit/python-shim';
 
 export type PyflakesStatus =
@@ -93,9 +95,12 @@ export class ContextValidator {
     } catch (err) {
       throw new ValidatorError(`could not start Pyodide: ${pythonErrorSummary(err)}`);
     }
-    pyodide.FS.mkdirTree(PYODIDE_SHIM_DIR);
+    pyodide.FS.mkdirTree(`${PYODIDE_SHIM_DIR}/${SHIM_PACKAGE}`);
     for (const module of SHIM_MODULES) {
-      pyodide.FS.writeFile(`${PYODIDE_SHIM_DIR}/${module}`, readFileSync(path.join(PYTHON_SHIM_DIR, module)));
+      pyodide.FS.writeFile(
+        `${PYODIDE_SHIM_DIR}/${SHIM_PACKAGE}/${module}`,
+        readFileSync(path.join(PYTHON_SHIM_DIR, SHIM_PACKAGE, module)),
+      );
     }
     const pyflakes = opts.pyflakes === false
       ? ({ available: false, reason: 'turned off' } as const)
@@ -103,7 +108,7 @@ export class ContextValidator {
     let checkSourceJson: CheckSourceJson;
     try {
       pyodide.runPython(`import sys\nsys.path.insert(0, ${JSON.stringify(PYODIDE_SHIM_DIR)})`);
-      checkSourceJson = pyodide.pyimport('static_reader').check_source_json as CheckSourceJson;
+      checkSourceJson = pyodide.pyimport(`${SHIM_PACKAGE}.static_reader`).check_source_json as CheckSourceJson;
     } catch (err) {
       throw new ValidatorError(`could not load static_reader.py in Pyodide: ${pythonErrorSummary(err)}`);
     }

@@ -16,7 +16,7 @@ import sys
 import traceback
 import types
 
-import ctx_rules
+from _damnit_shim import ctx_rules
 from damnit_ctx import Variable
 
 # The context runs as a real module under this name, so that classes it defines
@@ -114,12 +114,12 @@ def _execute(code, path, source):
     module = types.ModuleType(CONTEXT_MODULE_NAME)
     module.__file__ = path
     sys.modules[CONTEXT_MODULE_NAME] = module
-    # Modules next to context.py are importable, as with the reference backend (which
-    # runs `python -m` in the database directory). After the shim's own directory, so
-    # that `damnit_ctx` is always ours.
+    # Modules next to context.py are importable and come first, as with the reference
+    # backend (which runs `python -m` in the database directory), so a user's `results.py`
+    # is the one the context imports. `damnit_ctx` stays ours: it is imported already.
     context_dir = os.path.dirname(path)
     if context_dir not in sys.path:
-        sys.path.insert(1, context_dir)
+        sys.path.insert(0, context_dir)
     try:
         exec(code, vars(module))
     except (Exception, SystemExit) as e:

@@ -26,6 +26,7 @@ The worker ends on end of stdin or SIGTERM, after stopping children still runnin
 """
 import atexit
 import gc
+import importlib
 import json
 import logging
 import os
@@ -38,14 +39,14 @@ import tempfile
 import time
 import traceback
 
-from shim_channel import PROTOCOL_VERSION, Channel
+from _damnit_shim.shim_channel import PROTOCOL_VERSION, Channel
 
 # Imported once in the worker, in this order, when importable. xarray.core.groupby is one of
 # xarray's lazy imports that a run of the sample context would otherwise pay in every child.
 PRELOAD = ("numpy", "h5py", "pandas", "xarray", "xarray.core.groupby", "extra_data", "h5netcdf",
            "matplotlib")
 # The shim's modules a run imports (runner imports the rest).
-SHIM_MODULES = ("runner",)
+SHIM_MODULES = ("_damnit_shim.runner",)
 # Between SIGTERM and SIGKILL for children still running when the worker stops.
 STOP_GRACE_S = 2.0
 ATTACH_STREAMS = ("channel", "stdout", "stderr")
@@ -97,7 +98,7 @@ def preload():
                     matplotlib.use("Agg")
                 import matplotlib.pyplot  # noqa: F401
             else:
-                __import__(name)
+                importlib.import_module(name)
             imported.append(name)
         except ImportError:
             unavailable.append(name)
@@ -107,7 +108,7 @@ def preload():
             unavailable.append(name)
     for name in SHIM_MODULES:
         try:
-            __import__(name)
+            importlib.import_module(name)
             imported.append(name)
         except ImportError:
             # numpy or h5py missing: each child reports it as its run's fatal error.
@@ -118,8 +119,8 @@ def preload():
 def warm_up():
     """Runs WARM_UP_CONTEXT on a mock run here, leaving no trace but warm caches.
     True if it went well; a failure only costs speed."""
-    import runner
-    from context_loader import CONTEXT_MODULE_NAME
+    from _damnit_shim import runner
+    from _damnit_shim.context_loader import CONTEXT_MODULE_NAME
     directory = tempfile.mkdtemp(prefix="damnit-warm-up-")
     path_before = list(sys.path)
     try:
@@ -406,12 +407,13 @@ class Worker:
         os.chdir(request["cwd"])
         channel = Channel("fd:%d" % channel_socket.fileno())
         channel.hello()
-        sys.argv = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "damnit_shim.py"),
+        shim_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        sys.argv = [os.path.join(shim_dir, "damnit_shim.py"),
                     "--channel", "fd:%d" % channel_socket.fileno(), "run"] + request["argv"]
         try:
-            import runner
+            from _damnit_shim import runner
         except ImportError as e:
-            from damnit_shim import missing_package_message
+            from _damnit_shim.missing_packages import missing_package_message
             channel.send("fatal", traceback=None, message=missing_package_message(e))
             return 1
         return runner.main(channel, request["argv"])
@@ -488,7 +490,7 @@ def main(channel, argv):
         return 2
     started = time.perf_counter()
     imported, unavailable = preload()
-    if "runner" in imported:
+    if "_damnit_shim.runner" in imported:
         warm_up()
     # What the worker holds now stays shared with every child: frozen objects are left out of
     # the children's garbage collections, which would otherwise touch (and copy) their pages.

@@ -22,8 +22,8 @@ import json
 import tokenize
 import warnings
 
-import ctx_rules
-from ctx_rules import UNKNOWN
+from _damnit_shim import ctx_rules
+from _damnit_shim.ctx_rules import UNKNOWN
 
 # Variable.__init__'s parameters, in order, and their defaults.
 VARIABLE_PARAMETERS = ("title", "description", "summary", "data", "cluster", "tags",

@@ -21,13 +21,10 @@ import traceback
 from fnmatch import fnmatch
 from pathlib import Path
 
-import h5writer
-import mymdc
-import results
-import xd_compat
-from context_loader import ContextLoadError, load_context
+from _damnit_shim import h5writer, mymdc, results, xd_compat
+from _damnit_shim.context_loader import ContextLoadError, load_context
+from _damnit_shim.mock_run import mock_run
 from damnit_ctx import Skip
-from mock_run import mock_run
 
 log = logging.getLogger("ctxrunner")
 

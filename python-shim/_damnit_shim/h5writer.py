@@ -21,7 +21,7 @@ import shutil
 import h5py
 import numpy as np
 
-from results import (
+from _damnit_shim.results import (
     OBJTYPE_ATTR, PNG, error_message, figure_rgba, is_dataarray, is_dataset, is_mpl_figure,
     is_plotly_figure, plotly_json_bytes,
 )

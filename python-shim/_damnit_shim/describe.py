@@ -5,7 +5,7 @@ Sends one `context` message (variables in execution order, after promotion) or o
 """
 import sys
 
-from context_loader import ContextLoadError, load_context
+from _damnit_shim.context_loader import ContextLoadError, load_context
 
 
 def main(channel, argv):

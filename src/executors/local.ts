@@ -5,7 +5,7 @@
  */
 import type { VariableResultMessage } from '../context/protocol.js';
 import { ShimError, startShim } from '../context/shim-process.js';
-import type { RunOutcome, RunRequest } from '../runs/run-request.js';
+import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
 
 /** The shim's `run` arguments for a request (python-shim/_damnit_shim/runner.py). */
@@ -47,18 +47,9 @@ export class FreshProcessExecutor implements RunExecutor {
       for await (const message of shim.messages) {
         if (message.kind === 'variable_result') {
           variables.push(message);
-        } else if (message.kind === 'run_finished') {
+        } else if (message.kind === 'run_finished' || message.kind === 'fatal') {
           await shim.exited;
-          return {
-            ok: true,
-            startTime: message.start_time,
-            variables,
-            h5Path: message.h5_path,
-            clusterLeftOut: message.cluster_left_out ?? [],
-          };
-        } else if (message.kind === 'fatal') {
-          await shim.exited;
-          return { ok: false, reason: message.message, detail: message.traceback ?? undefined };
+          return outcomeOf(message, variables);
         }
       }
       return { ok: false, reason: 'the Python shim ended without a result' };

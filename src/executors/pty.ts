@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pty from 'node-pty';
-import { parseShimMessage, ProtocolError, type ShimMessage, type VariableResultMessage } from '../context/protocol.js';
+import { parseShimMessage, ProtocolError, type ShimMessage } from '../context/protocol.js';
 import {
   describeExit,
   KILL_GRACE_MS,
@@ -16,7 +16,7 @@ import {
   signalProcessGroup,
   trackProcessGroup,
 } from '../context/shim-process.js';
-import type { RunOutcome, RunRequest } from '../runs/run-request.js';
+import { outcomeFromMessages, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
 import { runnerArgs, timeLimitReason } from './local.js';
 
@@ -105,18 +105,8 @@ export class PtyExecutor implements RunExecutor {
       if (!(err instanceof ProtocolError)) throw err;
       return { ok: false, reason: `Python shim protocol error: ${err.message}`, detail };
     }
-    const variables = messages.filter((m): m is VariableResultMessage => m.kind === 'variable_result');
-    const final = messages.find((m) => m.kind === 'run_finished' || m.kind === 'fatal');
-    if (final?.kind === 'run_finished') {
-      return {
-        ok: true,
-        startTime: final.start_time,
-        variables,
-        h5Path: final.h5_path,
-        clusterLeftOut: final.cluster_left_out ?? [],
-      };
-    }
-    if (final?.kind === 'fatal') return { ok: false, reason: final.message, detail: final.traceback ?? undefined };
+    const outcome = outcomeFromMessages(messages);
+    if (outcome) return outcome;
     if (timedOut) return { ok: false, reason: timeLimitReason(this.env.timeoutMs), detail };
     const signalName = exit.signal
       ? ((Object.entries(os.constants.signals).find(([, n]) => n === exit.signal)?.[0] ?? null) as NodeJS.Signals | null)

@@ -12,11 +12,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseShimMessage, ProtocolError, type ShimMessage, type VariableResultMessage } from '../context/protocol.js';
+import { parseShimMessage, ProtocolError, type ShimMessage } from '../context/protocol.js';
 import { SHIM_SCRIPT } from '../context/shim-process.js';
 import type { DatabaseDir } from '../database-dir.js';
 import { stringSetting, type SettingsSource } from '../db/config-keys.js';
-import type { RunOutcome, RunRequest } from '../runs/run-request.js';
+import { outcomeFromMessages, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import type { RunEnvironment } from './executor.js';
 import { runnerArgs } from './local.js';
 import {
@@ -93,25 +93,6 @@ export function readChannelFile(file: string): { messages: ShimMessage[]; error:
     }
   }
   return { messages, error: null };
-}
-
-/** The outcome the messages of a finished run make; null while the final message is still to come. */
-export function outcomeFromMessages(messages: readonly ShimMessage[]): RunOutcome | null {
-  const variables: VariableResultMessage[] = [];
-  for (const message of messages) {
-    if (message.kind === 'variable_result') variables.push(message);
-    if (message.kind === 'run_finished') {
-      return {
-        ok: true,
-        startTime: message.start_time,
-        variables,
-        h5Path: message.h5_path,
-        clusterLeftOut: message.cluster_left_out ?? [],
-      };
-    }
-    if (message.kind === 'fatal') return { ok: false, reason: message.message, detail: message.traceback ?? undefined };
-  }
-  return null;
 }
 
 /** A display path: relative to the database directory when it is inside it. */

@@ -35,7 +35,7 @@ import {
   type ShimExit,
   type ShimProcess,
 } from '../context/shim-process.js';
-import type { RunOutcome, RunRequest } from '../runs/run-request.js';
+import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
 import { runnerArgs, timeLimitReason } from './local.js';
 
@@ -195,19 +195,8 @@ class Flight {
 
   private result(): RunOutcome {
     const detail = this.stderrTail.join('\n') || undefined;
-    if (this.final?.kind === 'run_finished' && this.failure === undefined) {
-      return {
-        ok: true,
-        startTime: this.final.start_time,
-        variables: this.variables,
-        h5Path: this.final.h5_path,
-        clusterLeftOut: this.final.cluster_left_out ?? [],
-      };
-    }
     if (this.failure !== undefined) return { ok: false, reason: this.failure, detail };
-    if (this.final?.kind === 'fatal') {
-      return { ok: false, reason: this.final.message, detail: this.final.traceback ?? undefined };
-    }
+    if (this.final) return outcomeOf(this.final, this.variables);
     if (this.timedOut) return { ok: false, reason: timeLimitReason(this.timeoutMs), detail };
     const exit = { code: this.exit?.code ?? null, signal: this.exit?.signal ?? null, timedOut: false };
     return {

@@ -1,4 +1,4 @@
-import type { VariableResultMessage } from '../context/protocol.js';
+import type { ShimMessage, VariableResultMessage } from '../context/protocol.js';
 
 /** Which variables a run's processing computes: triggered by raw data, by proc data, or all. */
 export type RunData = 'raw' | 'proc' | 'all';
@@ -30,6 +30,31 @@ export type RunOutcome =
       clusterLeftOut: string[];
     }
   | { ok: false; reason: string; detail?: string };
+
+/** The message that ends a run's conversation. */
+export type FinalRunMessage = Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }>;
+
+/** The outcome a run's final message gives, with the variable results sent before it. */
+export function outcomeOf(final: FinalRunMessage, variables: VariableResultMessage[]): RunOutcome {
+  if (final.kind === 'fatal') return { ok: false, reason: final.message, detail: final.traceback ?? undefined };
+  return {
+    ok: true,
+    startTime: final.start_time,
+    variables,
+    h5Path: final.h5_path,
+    clusterLeftOut: final.cluster_left_out ?? [],
+  };
+}
+
+/** The outcome of a run's whole conversation; null while its final message is still to come. */
+export function outcomeFromMessages(messages: readonly ShimMessage[]): RunOutcome | null {
+  const variables: VariableResultMessage[] = [];
+  for (const message of messages) {
+    if (message.kind === 'variable_result') variables.push(message);
+    if (message.kind === 'run_finished' || message.kind === 'fatal') return outcomeOf(message, variables);
+  }
+  return null;
+}
 
 export function describeRun(req: Pick<RunRequest, 'proposal' | 'run'>): string {
   return `r${req.run} (p${req.proposal})`;

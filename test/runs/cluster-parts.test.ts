@@ -10,11 +10,11 @@ import {
   arrayIndices,
   arrayTaskLogFile,
   jobEndReason,
-  outcomeFromMessages,
   readChannelFile,
   slurmSettings,
 } from '../../src/executors/slurm-run.js';
 import { withClusterPart } from '../../src/runs/cluster.js';
+import { outcomeFromMessages } from '../../src/runs/run-request.js';
 import { makeTempDir } from '../helpers/cli.js';
 
 const tmp = makeTempDir('damnit-cluster-parts-');

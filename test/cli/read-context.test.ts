@@ -58,15 +58,6 @@ function readTables(dir: string): Tables {
   }
 }
 
-function setMeta(dir: string, key: string, value: string | number): void {
-  const db = openDatabase(new DatabaseDir(dir));
-  try {
-    db.metameta.set(key, value);
-  } finally {
-    db.close();
-  }
-}
-
 const HEADER = 'from damnit_ctx import Variable\n';
 
 const GOOD_CONTEXT =

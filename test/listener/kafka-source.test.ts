@@ -14,7 +14,7 @@ import {
 import { Listener } from '../../src/listener/listener.js';
 import { createBackendLogger } from '../../src/log.js';
 import { makeTempDir } from '../helpers/cli.js';
-import { eventually, jobRows, makeDatabase, openDb, PROPOSAL, readLog, values } from './helpers.js';
+import { eventually, jobRows, makeDatabase, openDb, PROPOSAL, values } from './helpers.js';
 
 const tmp = makeTempDir('damnit-kafka-');
 after(() => tmp.cleanup());

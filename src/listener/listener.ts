@@ -22,7 +22,7 @@ import type { DamnitDb } from '../db/database.js';
 import type { RunEnvironment, RunExecutor } from '../executors/executor.js';
 import { WarmWorkerExecutor } from '../executors/warm-worker.js';
 import type { BackendLogger } from '../log.js';
-import { processRun } from '../runs/process-run.js';
+import { startRun, type ProcessedRun } from '../runs/process-run.js';
 import { loadRunEnvironment } from '../runs/run-environment.js';
 import type { RunRequest } from '../runs/run-request.js';
 import type { Job } from '../scheduler/job-store.js';
@@ -168,21 +168,29 @@ export class Listener {
     else runLog.debug(`arrived again (${event.source}) while queued or running: merged`);
   }
 
-  /** One job: the context's variables for the event's data, recorded by processRun. */
+  /**
+   * One job: the context's variables for the event's data, recorded as processRun does. A Slurm
+   * job for the run's cluster variables is waited for outside the concurrency limit (`remaining`).
+   */
   private async process(job: Job): Promise<JobResult> {
     await this.refreshContext();
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
-    const outcome = await processRun(req, {
+    const { local, rest } = await startRun(req, {
       db: this.opts.db,
       executor: this.executor,
       env: this.env,
       onOutput: (stream, line) => runLog.info({ stream }, line),
       onClusterJob: (jobId, logPath) => runLog.info(`cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`),
     });
-    if (outcome.ok) return { ok: true, summary: summariseResults(outcome.variables) };
-    if (outcome.detail) runLog.debug(outcome.detail);
-    return { ok: false, reason: outcome.reason };
+    const result = (outcome: ProcessedRun): JobResult => {
+      if (outcome.ok) return { ok: true, summary: summariseResults(outcome.variables) };
+      if (outcome.detail) runLog.debug(outcome.detail);
+      return { ok: false, reason: outcome.reason };
+    };
+    if (rest === undefined) return result(local);
+    runLog.info(`local part recorded: ${summariseResults(local.variables)}; waiting for the Slurm job of its cluster variables`);
+    return { ok: true, summary: '', remaining: rest.then(result) };
   }
 
   /** When context.py has changed, updates the variable catalogue from it (once per change). */

@@ -5,6 +5,16 @@ import type { RunRequest } from './run-request.js';
 
 export type { ProcessedRun } from './cluster.js';
 
+export interface ProcessRunDeps {
+  db: DamnitDb;
+  executor: RunExecutor;
+  onOutput?: OutputSink;
+  /** The settings the executor was made with; read from the database for a cluster job if not given. */
+  env?: RunEnvironment;
+  /** Told when a cluster job has been submitted for this run. */
+  onClusterJob?: (jobId: string, logPath: string) => void;
+}
+
 /**
  * Runs the context for one run and records what it computed: one SQLite transaction, only once
  * the run has finished and its HDF5 file is in place. A run that fails records nothing, so every
@@ -15,22 +25,27 @@ export type { ProcessedRun } from './cluster.js';
  * results are recorded in turn. The outcome is `ok` only if both parts went well; a failed
  * cluster part says why (job state, log file) in `reason`, and `cluster` has the details.
  */
-export async function processRun(
+export async function processRun(req: RunRequest, deps: ProcessRunDeps): Promise<ProcessedRun> {
+  const { local, rest } = await startRun(req, deps);
+  return rest ?? local;
+}
+
+/**
+ * processRun in two steps, for callers that must not wait for a Slurm job in the meantime (the
+ * listener frees its concurrency slot): returns once the local part is recorded, with the run's
+ * whole outcome still to come in `rest` when cluster variables went to a job.
+ */
+export async function startRun(
   req: RunRequest,
-  deps: {
-    db: DamnitDb;
-    executor: RunExecutor;
-    onOutput?: OutputSink;
-    /** The settings the executor was made with; read from the database for a cluster job if not given. */
-    env?: RunEnvironment;
-    /** Told when a cluster job has been submitted for this run. */
-    onClusterJob?: (jobId: string, logPath: string) => void;
-  },
-): Promise<ProcessedRun> {
+  deps: ProcessRunDeps,
+): Promise<
+  | { local: Extract<ProcessedRun, { ok: true }>; rest: Promise<ProcessedRun> }
+  | { local: ProcessedRun; rest?: undefined }
+> {
   const splitCluster = req.cluster === 'include';
   const outcome = await deps.executor.execute(splitCluster ? { ...req, cluster: 'exclude' } : req, deps.onOutput);
-  if (!outcome.ok) return outcome;
+  if (!outcome.ok) return { local: outcome };
   deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
-  if (!splitCluster || outcome.clusterLeftOut.length === 0) return outcome;
-  return withClusterPart(outcome, await runClusterPart(req, deps));
+  if (!splitCluster || outcome.clusterLeftOut.length === 0) return { local: outcome };
+  return { local: outcome, rest: runClusterPart(req, deps).then((part) => withClusterPart(outcome, part)) };
 }

@@ -12,9 +12,21 @@ import PQueue from 'p-queue';
 import type { RunEvent } from '../listener/events.js';
 import type { Job, JobPriority, JobStore, SubmitOutcome } from './job-store.js';
 
-export type JobResult = { ok: true; summary: string } | { ok: false; reason: string };
+export type JobResult =
+  | {
+      ok: true;
+      summary: string;
+      /**
+       * The rest of the job, done outside the concurrency limit: a Slurm job for the run's
+       * cluster variables, which may wait in the cluster's queue for hours. The queue slot is
+       * freed at once; the run stays busy (no other job of it starts) and the job unfinished
+       * until this settles, and its result is the job's.
+       */
+      remaining?: Promise<JobResult>;
+    }
+  | { ok: false; reason: string };
 
-/** Does one job; the scheduler marks it done or failed when the handler returns. */
+/** Does one job; the scheduler marks it done or failed when the handler (and its `remaining`) ends. */
 export type JobHandler = (job: Job) => Promise<JobResult>;
 
 export interface SchedulerEvents {
@@ -44,6 +56,8 @@ function runKey(proposal: number, run: number): string {
 export class Scheduler {
   private readonly queue: PQueue;
   private readonly busy = new Set<string>();
+  /** The `remaining` parts of jobs that have left the queue. */
+  private readonly outstanding = new Set<Promise<void>>();
   /** Runs with a task waiting in the queue, and that task's queue priority. */
   private readonly waiting = new Map<string, number>();
   private stopped = false;
@@ -104,27 +118,50 @@ export class Scheduler {
     const job = this.opts.store.claimNext(proposal, run);
     if (!job) return;
     this.busy.add(key);
+    let rest: Promise<void> | undefined;
     try {
-      await this.execute(job);
+      ({ rest } = await this.execute(job));
     } finally {
-      this.busy.delete(key);
+      if (rest === undefined) this.release(proposal, run);
     }
+    if (rest === undefined) return;
+    // The queue slot is free again; the run stays busy until the rest of its job is done.
+    this.outstanding.add(rest);
+    void rest.finally(() => {
+      this.outstanding.delete(rest);
+      this.release(proposal, run);
+    });
+  }
+
+  /** The run's job has ended: its next job, if any, may start. */
+  private release(proposal: number, run: number): void {
+    this.busy.delete(runKey(proposal, run));
     const next = this.opts.store.peek(proposal, run);
     if (next) this.wake(proposal, run, next.priority);
   }
 
-  private async execute(job: Job): Promise<void> {
-    const store = this.opts.store;
+  /**
+   * Runs a job; `rest` is the part still going outside the queue, if the handler left one
+   * (wrapped, since an async function would otherwise wait for it).
+   */
+  private async execute(job: Job): Promise<{ rest?: Promise<void> }> {
     this.opts.events?.started?.(job);
     const started = performance.now();
-    let result: JobResult;
-    try {
-      result = await this.opts.handler(job);
-    } catch (err) {
-      result = { ok: false, reason: `internal error: ${(err as Error).message}` };
+    const result = await settle(this.opts.handler(job));
+    if (result.ok && result.remaining) {
+      const rest = settle(result.remaining)
+        .then((final) => this.finish(job, final, started))
+        .catch((err: unknown) => this.opts.events?.error?.(err as Error));
+      return { rest };
     }
+    this.finish(job, result, started);
+    return {};
+  }
+
+  private finish(job: Job, result: JobResult, started: number): void {
     // Stopped meanwhile: the job was cut short, and stays running in the database for the next start.
     if (this.stopped) return;
+    const store = this.opts.store;
     if (result.ok) store.markDone(job);
     else store.markFailed(job, result.reason);
     this.opts.events?.finished?.(job, result, (performance.now() - started) / 1000);
@@ -132,12 +169,16 @@ export class Scheduler {
 
   /** Work running or waiting in this process. */
   get activity(): { running: number; waiting: number } {
-    return { running: this.queue.pending, waiting: this.queue.size };
+    return { running: this.queue.pending + this.outstanding.size, waiting: this.queue.size };
   }
 
-  /** Resolves once nothing runs or waits. */
-  idle(): Promise<void> {
-    return this.queue.onIdle();
+  /** Resolves once nothing runs or waits, in the queue or outside it. */
+  async idle(): Promise<void> {
+    await this.queue.onIdle();
+    while (this.outstanding.size > 0) {
+      await Promise.all(this.outstanding);
+      await this.queue.onIdle();
+    }
   }
 
   /**
@@ -147,5 +188,14 @@ export class Scheduler {
   stop(): void {
     this.stopped = true;
     this.queue.clear();
+  }
+}
+
+/** A handler's result, with a thrown error as a failed job. */
+async function settle(result: Promise<JobResult>): Promise<JobResult> {
+  try {
+    return await result;
+  } catch (err) {
+    return { ok: false, reason: `internal error: ${(err as Error).message}` };
   }
 }

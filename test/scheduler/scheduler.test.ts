@@ -7,7 +7,7 @@ import { DatabaseDir } from '../../src/database-dir.js';
 import { openDatabase, type DamnitDb } from '../../src/db/database.js';
 import type { EventKind, RunEvent } from '../../src/listener/events.js';
 import { JobStore, type Job } from '../../src/scheduler/job-store.js';
-import { Scheduler, type JobHandler } from '../../src/scheduler/scheduler.js';
+import { Scheduler, type JobHandler, type JobResult } from '../../src/scheduler/scheduler.js';
 import { makeTempDir } from '../helpers/cli.js';
 import { eventually, PROPOSAL } from '../listener/helpers.js';
 
@@ -227,6 +227,37 @@ describe('scheduler', () => {
     const reason = db.connection.prepare("SELECT reason FROM damnit_ts_jobs WHERE run = 2").get() as { reason: string };
     assert.equal(reason.reason, 'context.py failed to load');
     assert.deepEqual(scheduler.store.counts(), { pending: 0, running: 0, done: 2, failed: 1, adopted: 0 });
+    db.close();
+  });
+
+  test('a job waiting on a Slurm job frees its slot, but its run stays busy until the job ends', async () => {
+    const db = freshDb();
+    let endClusterJob: (result: JobResult) => void = () => undefined;
+    const clusterJob = new Promise<JobResult>((resolve) => (endClusterJob = resolve));
+    const ran: string[] = [];
+    const scheduler = schedulerFor(
+      db,
+      async (job) => {
+        ran.push(`r${job.run} ${job.kind}`);
+        return job.run === 1 && job.kind === 'raw'
+          ? { ok: true, summary: 'local part', remaining: clusterJob }
+          : { ok: true, summary: 'all here' };
+      },
+      1,
+    );
+    scheduler.submit(event(1, 'raw'));
+    scheduler.submit(event(1, 'proc'));
+    scheduler.submit(event(2, 'raw'));
+    // With one slot, run 2 can only go while run 1's cluster job is still out.
+    await eventually('run 2 to be done', () => states(db)['r2 raw'] === 'done');
+    assert.deepEqual(ran, ['r1 raw', 'r2 raw'], "run 1's proc job waits for its raw job's cluster part");
+    assert.equal(states(db)['r1 raw'], 'running');
+    assert.deepEqual(scheduler.activity, { running: 1, waiting: 0 });
+
+    endClusterJob({ ok: false, reason: 'Slurm job 7 FAILED' });
+    await scheduler.idle();
+    assert.deepEqual(ran, ['r1 raw', 'r2 raw', 'r1 proc']);
+    assert.deepEqual(states(db), { 'r1 raw': 'failed', 'r1 proc': 'done', 'r2 raw': 'done' });
     db.close();
   });
 

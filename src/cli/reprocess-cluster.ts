@@ -11,6 +11,7 @@ import type { ProcessedRun } from '../runs/process-run.js';
 import { describeRun, type RunRequest } from '../runs/run-request.js';
 import { CliError } from './errors.js';
 import type { ProgressReporter } from './progress.js';
+import { plural } from '../text.js';
 
 /** `; cluster variables: Slurm job 17` for a run whose cluster part went well; '' without one. */
 export function clusterNote(outcome: ProcessedRun): string {
@@ -57,10 +58,9 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
       onSubmitted: (jobId) => {
         arrayJobId = jobId;
         submittedAt = performance.now();
-        const plural = reqs.length === 1 ? '' : 's';
         console.log(
           `Submitted Slurm array job ${jobId} (${slurmArrayJobName(proposal)}): ` +
-            `${reqs.length} run${plural}, at most ${opts.maxConcurrent} at once`,
+            `${plural(reqs.length, 'run')}, at most ${opts.maxConcurrent} at once`,
         );
       },
       onStarted: (run) => {

@@ -15,7 +15,6 @@ import os from 'node:os';
 import { formatProblem } from '../cli/commands/read-context.js';
 import { CliError } from '../cli/errors.js';
 import { describeContext } from '../context/describe.js';
-import type { VariableResultMessage } from '../context/protocol.js';
 import type { DatabaseDir } from '../database-dir.js';
 import { numberSetting } from '../db/config-keys.js';
 import type { DamnitDb } from '../db/database.js';
@@ -24,10 +23,11 @@ import { WarmWorkerExecutor } from '../executors/warm-worker.js';
 import type { BackendLogger } from '../log.js';
 import { startRun, type ProcessedRun } from '../runs/process-run.js';
 import { loadRunEnvironment } from '../runs/run-environment.js';
-import type { RunRequest } from '../runs/run-request.js';
+import { summariseVariables, type RunRequest } from '../runs/run-request.js';
 import type { Job } from '../scheduler/job-store.js';
 import { JobStore } from '../scheduler/job-store.js';
 import { Scheduler, type JobResult } from '../scheduler/scheduler.js';
+import { plural } from '../text.js';
 import { describeEvent, type EventSource, type RunEvent, type SourceNotice } from './events.js';
 
 /** Tries of a run whose processing keeps being interrupted by the backend dying. */
@@ -44,15 +44,6 @@ export interface ListenerOptions {
   sources: (ctx: { proposal: number; store: JobStore; dbId: string }) => EventSource[];
   /** How runs are executed; warm workers (as reprocess) unless given. */
   createExecutor?: (env: RunEnvironment) => RunExecutor;
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-function summariseResults(variables: VariableResultMessage[]): string {
-  const errors = variables.filter((v) => v.attributes !== null && 'error' in v.attributes).length;
-  return errors > 0 ? `${plural(variables.length, 'variable')}, ${plural(errors, 'error')}` : plural(variables.length, 'variable');
 }
 
 export class Listener {
@@ -184,12 +175,12 @@ export class Listener {
       onClusterJob: (jobId, logPath) => runLog.info(`cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`),
     });
     const result = (outcome: ProcessedRun): JobResult => {
-      if (outcome.ok) return { ok: true, summary: summariseResults(outcome.variables) };
+      if (outcome.ok) return { ok: true, summary: summariseVariables(outcome.variables) };
       if (outcome.detail) runLog.debug(outcome.detail);
       return { ok: false, reason: outcome.reason };
     };
     if (rest === undefined) return result(local);
-    runLog.info(`local part recorded: ${summariseResults(local.variables)}; waiting for the Slurm job of its cluster variables`);
+    runLog.info(`local part recorded: ${summariseVariables(local.variables)}; waiting for the Slurm job of its cluster variables`);
     return { ok: true, summary: '', remaining: rest.then(result) };
   }
 

@@ -23,6 +23,7 @@ import {
 } from '../executors/slurm-run.js';
 import { loadRunEnvironment } from './run-environment.js';
 import type { RunOutcome, RunRequest } from './run-request.js';
+import { plural } from '../text.js';
 
 /** How the cluster variables of a run went. */
 export type ClusterPart =
@@ -121,7 +122,7 @@ function nameList(names: readonly string[]): string {
 /** The whole run's outcome once its cluster part is known. */
 export function withClusterPart(local: Extract<RunOutcome, { ok: true }>, part: ClusterPart): ProcessedRun {
   if (!part.ok) {
-    const recorded = `${local.variables.length} variable${local.variables.length === 1 ? '' : 's'} recorded`;
+    const recorded = `${plural(local.variables.length, 'variable')} recorded`;
     return {
       ok: false,
       reason: `${recorded}, but the cluster variables ${nameList(local.clusterLeftOut)} were not computed: ${part.reason}`,

@@ -1,4 +1,5 @@
 import type { ShimMessage, VariableResultMessage } from '../context/protocol.js';
+import { plural } from '../text.js';
 
 /** Which variables a run's processing computes: triggered by raw data, by proc data, or all. */
 export type RunData = 'raw' | 'proc' | 'all';
@@ -54,6 +55,13 @@ export function outcomeFromMessages(messages: readonly ShimMessage[]): RunOutcom
     if (message.kind === 'run_finished' || message.kind === 'fatal') return outcomeOf(message, variables);
   }
   return null;
+}
+
+/** `11 variables, 1 error`: what a run recorded, for its line in the terminal or the log. */
+export function summariseVariables(variables: VariableResultMessage[]): string {
+  const errors = variables.filter((v) => v.attributes !== null && 'error' in v.attributes).length;
+  const counted = plural(variables.length, 'variable');
+  return errors > 0 ? `${counted}, ${plural(errors, 'error')}` : counted;
 }
 
 export function describeRun(req: Pick<RunRequest, 'proposal' | 'run'>): string {

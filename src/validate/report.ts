@@ -4,6 +4,7 @@
  */
 import { styleText } from 'node:util';
 import { countBySeverity, type Diagnostic, type FileReport, formatVersion } from './diagnostics.js';
+import { plural } from '../text.js';
 import type { PyflakesStatus } from './validator.js';
 
 export const OUTPUT_FORMATS = ['text', 'json', 'github'] as const;
@@ -62,9 +63,8 @@ export function formatText(reports: FileReport[], opts: TextOptions): string {
 /** The closing line of the text format: what was found in how many files. */
 export function summaryLine(reports: FileReport[]): string {
   const { errors, warnings } = countBySeverity(reports);
-  const files = `${reports.length} file${reports.length === 1 ? '' : 's'}`;
+  const files = plural(reports.length, 'file');
   if (errors === 0 && warnings === 0) return `${files} checked: no problems`;
-  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
   return `${files} checked: ${plural(errors, 'error')}, ${plural(warnings, 'warning')}`;
 }
 

@@ -9,6 +9,7 @@ import type { LoadProblem } from '../../context/protocol.js';
 import { installContext } from '../../validate/install-context.js';
 import { formatText, wantColor } from '../../validate/report.js';
 import { ContextValidator } from '../../validate/validator.js';
+import { plural } from '../../text.js';
 import { CliError } from '../errors.js';
 import { pyflakesSkippedLine } from './check.js';
 
@@ -23,10 +24,6 @@ function loadProblemAsDiagnostic(problem: LoadProblem): Diagnostic {
     variable: problem.variable ?? null,
     code: null,
   };
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 export function register(program: Command): void {

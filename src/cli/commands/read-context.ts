@@ -8,6 +8,7 @@ import { numberSetting } from '../../db/config-keys.js';
 import { describeContext } from '../../context/describe.js';
 import { requireContextPython } from '../../context/interpreter.js';
 import type { LoadProblem } from '../../context/protocol.js';
+import { plural } from '../../text.js';
 
 /**
  * `context.py:LINE:COL: message`, with as much of the location as is known; a problem of the
@@ -57,7 +58,7 @@ export function register(program: Command): void {
         const transient = variables.filter((v) => v.transient).length;
         const note = transient > 0 ? ` (${transient} transient, not stored)` : '';
         console.log(
-          `Read ${variables.length} variable${variables.length === 1 ? '' : 's'} from ${CONTEXT_FILE}${note} ` +
+          `Read ${plural(variables.length, 'variable')} from ${CONTEXT_FILE}${note} ` +
             `with ${python.python} (Python ${python.info.version})`,
         );
       } finally {

@@ -2,7 +2,6 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import PQueue from 'p-queue';
 import { describeContext } from '../../context/describe.js';
-import type { VariableResultMessage } from '../../context/protocol.js';
 import { requireDatabaseDir, CONTEXT_FILE, type DatabaseDir } from '../../database-dir.js';
 import { numberSetting } from '../../db/config-keys.js';
 import { openDatabase, type DamnitDb } from '../../db/database.js';
@@ -10,7 +9,9 @@ import { WarmWorkerExecutor } from '../../executors/warm-worker.js';
 import { processRun } from '../../runs/process-run.js';
 import { rawRunDir, runExists } from '../../runs/proposal-path.js';
 import { loadRunEnvironment } from '../../runs/run-environment.js';
-import { describeRun, type RunRequest } from '../../runs/run-request.js';
+import { describeRun, summariseVariables, type RunRequest } from '../../runs/run-request.js';
+import type { RunEnvironment } from '../../executors/executor.js';
+import { plural } from '../../text.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
 import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cluster.js';
@@ -47,12 +48,6 @@ function selectRuns(args: string[], proposal: number, db: DamnitDb): { runs: num
   const bad = args.find((a) => !/^\d+$/.test(a));
   if (bad !== undefined) throw new CliError(`Run numbers must be integers (got '${bad}')`);
   return { runs: [...new Set(args.map(Number))].sort((a, b) => a - b), all: false };
-}
-
-function summariseResults(variables: VariableResultMessage[]): string {
-  const errors = variables.filter((v) => v.attributes !== null && 'error' in v.attributes).length;
-  const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
-  return errors > 0 ? `${plural(variables.length, 'variable')}, ${plural(errors, 'error')}` : plural(variables.length, 'variable');
 }
 
 /** Loads the context once up front: a file that cannot load fails the command before any run. */
@@ -118,66 +113,65 @@ export function register(program: Command): void {
         const request = (run: number): RunRequest => ({
           proposal, run, runData: 'all', mock: Boolean(opts.mock), match: opts.match, cluster: 'include',
         });
+        let failed: number;
         if (opts.cluster) {
-          const failed = await reprocessOnCluster(available.map(request), {
+          failed = await reprocessOnCluster(available.map(request), {
             db, env, progress, debug,
             maxConcurrent: Math.max(1, numberSetting(db.metameta, 'concurrent_jobs')),
-            describeResults: (outcome) => summariseResults(outcome.variables),
+            describeResults: (outcome) => summariseVariables(outcome.variables),
           });
-          progress.close();
-          const processed = available.length;
-          console.log(`Processed ${processed} run${processed === 1 ? '' : 's'}: ${processed - failed} ok, ${failed} failed`);
-          if (failed > 0) process.exitCode = 1;
-          return;
-        }
-        if (opts.watch) {
-          const failed = await reprocessWatched(available.map(request), {
+        } else if (opts.watch) {
+          failed = await reprocessWatched(available.map(request), {
             db, env, debug,
-            describeResults: (outcome) => summariseResults(outcome.variables) + clusterNote(outcome),
+            describeResults: (outcome) => summariseVariables(outcome.variables) + clusterNote(outcome),
           });
-          const processed = available.length;
-          console.log(`Processed ${processed} run${processed === 1 ? '' : 's'}: ${processed - failed} ok, ${failed} failed`);
-          if (failed > 0) process.exitCode = 1;
-          return;
+        } else {
+          failed = await reprocessHere(available.map(request), { db, env, progress, debug });
         }
-        const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
-        const queue = new PQueue({ concurrency });
-        const executor = new WarmWorkerExecutor(env, {
-          onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
-        });
-        let failed = 0;
-
-        for (const run of available) {
-          const req = request(run);
-          void queue.add(async () => {
-            const label = describeRun(req);
-            const started = performance.now();
-            progress.started(label);
-            const outcome = await processRun(req, {
-              db,
-              executor,
-              onOutput: debug ? (_stream, line) => progress.note(`[r${run}] ${line}`) : undefined,
-              env,
-              onClusterJob: (jobId, logPath) => progress.note(clusterJobNote(db, req, jobId, logPath)),
-            });
-            const seconds = (performance.now() - started) / 1000;
-            if (outcome.ok) {
-              progress.finished({ label, ok: true, detail: summariseResults(outcome.variables) + clusterNote(outcome), seconds });
-            } else {
-              failed += 1;
-              progress.finished({ label, ok: false, detail: outcome.reason, seconds });
-              if (debug && outcome.detail) progress.note(outcome.detail);
-            }
-          });
-        }
-        await queue.onIdle();
-        await executor.close();
         progress.close();
-        const processed = available.length;
-        console.log(`Processed ${processed} run${processed === 1 ? '' : 's'}: ${processed - failed} ok, ${failed} failed`);
+        console.log(`Processed ${plural(available.length, 'run')}: ${available.length - failed} ok, ${failed} failed`);
         if (failed > 0) process.exitCode = 1;
       } finally {
         db.close();
       }
     });
+}
+
+/** The runs on this machine in warm workers, `concurrent_jobs` at once (capped by the cores); returns how many failed. */
+async function reprocessHere(
+  requests: RunRequest[],
+  opts: { db: DamnitDb; env: RunEnvironment; progress: ProgressReporter; debug: boolean },
+): Promise<number> {
+  const { db, env, progress, debug } = opts;
+  const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
+  const queue = new PQueue({ concurrency });
+  const executor = new WarmWorkerExecutor(env, {
+    onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
+  });
+  let failed = 0;
+  for (const req of requests) {
+    void queue.add(async () => {
+      const label = describeRun(req);
+      const started = performance.now();
+      progress.started(label);
+      const outcome = await processRun(req, {
+        db,
+        executor,
+        onOutput: debug ? (_stream, line) => progress.note(`[r${req.run}] ${line}`) : undefined,
+        env,
+        onClusterJob: (jobId, logPath) => progress.note(clusterJobNote(db, req, jobId, logPath)),
+      });
+      const seconds = (performance.now() - started) / 1000;
+      if (outcome.ok) {
+        progress.finished({ label, ok: true, detail: summariseVariables(outcome.variables) + clusterNote(outcome), seconds });
+      } else {
+        failed += 1;
+        progress.finished({ label, ok: false, detail: outcome.reason, seconds });
+        if (debug && outcome.detail) progress.note(outcome.detail);
+      }
+    });
+  }
+  await queue.onIdle();
+  await executor.close();
+  return failed;
 }

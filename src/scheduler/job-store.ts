@@ -14,6 +14,7 @@ import os from 'node:os';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import type { EventKind, RunEvent } from '../listener/events.js';
+import { processAlive } from '../processes.js';
 
 export type JobState = 'pending' | 'running' | 'done' | 'failed' | 'adopted';
 export const JOB_STATES: readonly JobState[] = ['pending', 'running', 'done', 'failed', 'adopted'];
@@ -323,14 +324,5 @@ export class JobStore {
     this.transaction(() => {
       if (this.listener()?.pid === process.pid) this.s.deleteState.run('listener');
     });
-  }
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
 import { PROGRAM_NAME, supervisordPidFile, writeSupervisordConfig, type SupervisordConfigOptions } from './config.js';
+import { processAlive } from '../processes.js';
 
 export class SupervisorError extends Error {
   constructor(message: string) {
@@ -195,15 +196,6 @@ export async function ensureBackendRunning(
     } catch (err) {
       if (attempt >= 3 || !(err instanceof SupervisorError && FOREIGN_SERVER.test(err.message))) throw err;
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

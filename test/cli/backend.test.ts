@@ -9,18 +9,10 @@ import { makeTempDir, runCli } from '../helpers/cli.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { makeSampleProposal } from '../python-shim/runner-helpers.js';
 import { eventually, jobRows, makeDatabase, readLog, values } from '../listener/helpers.js';
+import { processAlive } from '../../src/processes.js';
 
 const tmp = makeTempDir('damnit-backend-');
 after(() => tmp.cleanup());
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function supervisorctl(db: string, ...args: string[]): Promise<{ code: number; out: string }> {
   const res = await execa('supervisorctl', ['-c', 'supervisord.conf', ...args], { cwd: db, reject: false });

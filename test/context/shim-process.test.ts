@@ -8,6 +8,7 @@ import { ShimError, startShim, type ShimProcess } from '../../src/context/shim-p
 import type { ShimMessage } from '../../src/context/protocol.js';
 import { makeTempDir } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
+import { processAlive } from '../../src/processes.js';
 
 const tmp = makeTempDir('damnit-shim-process-');
 after(() => tmp.cleanup());
@@ -33,15 +34,6 @@ async function collect(shim: ShimProcess): Promise<{ messages: ShimMessage[]; er
     return { messages, error: undefined };
   } catch (error) {
     return { messages, error };
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -18,6 +18,7 @@ import type { RunOutcome, RunRequest } from '../../src/runs/run-request.js';
 import { makeTempDir } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
 import { h5dump, makeSampleProposal } from '../python-shim/runner-helpers.js';
+import { processAlive } from '../../src/processes.js';
 
 const tmp = makeTempDir('damnit-warm-worker-');
 after(() => tmp.cleanup());
@@ -108,15 +109,6 @@ function ok(outcome: RunOutcome): Extract<RunOutcome, { ok: true }> {
 
 function values(outcome: RunOutcome): Map<string, VariableResultMessage['value']> {
   return new Map(ok(outcome).variables.map((v) => [v.name, v.value]));
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The processes whose parent is `pid`, from /proc. */

@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { processAlive } from '../../src/processes.js';
 
 export interface SlurmCluster {
   dir: string;
@@ -62,15 +63,6 @@ const clientEnv = (): Record<string, string> => ({ SLURM_CONF: CONF });
 
 /** slurmd names its node after the host's short name. */
 const nodeName = os.hostname().split('.')[0] ?? 'localhost';
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The pid in a daemon's pid file, if that process is alive and really is the daemon. */
 function daemonPid(daemon: (typeof DAEMONS)[number]): number | null {

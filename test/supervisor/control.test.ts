@@ -19,6 +19,7 @@ import {
   type BackendStatus,
 } from '../../src/supervisor/control.js';
 import { makeTempDir } from '../helpers/cli.js';
+import { processAlive } from '../../src/processes.js';
 
 /**
  * Stands in for the backend: records its arguments, directory and its child's pid in
@@ -36,15 +37,6 @@ setInterval(() => {}, 1000);
 `;
 
 const ARGS = ['listen', 'two words', ' ;x #y', '100%', "it's", '$HOME', ''];
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Polls a condition the system reaches by itself (restarts, log writes), with a generous bound. */
 async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {

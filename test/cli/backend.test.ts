@@ -7,7 +7,7 @@ import { DatabaseDir } from '../../src/database-dir.js';
 import { shutdownSupervisord } from '../../src/supervisor/control.js';
 import { makeTempDir, runCli } from '../helpers/cli.js';
 import { REPO_ROOT } from '../helpers/paths.js';
-import { makeSampleProposal } from '../python-shim/runner-helpers.js';
+import { makeSampleProposal } from '../helpers/python.js';
 import { eventually, jobRows, makeDatabase, readLog, values } from '../listener/helpers.js';
 import { processAlive } from '../../src/processes.js';
 

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { makeTempDir, runCli } from '../helpers/cli.js';
 import { CLI_PATH, TEST_PYTHON } from '../helpers/paths.js';
 import { startSlurmCluster, type SlurmCluster } from '../helpers/slurm-cluster.js';
-import { makeSampleProposal } from '../python-shim/runner-helpers.js';
+import { makeSampleProposal } from '../helpers/python.js';
 
 const tmp = makeTempDir('damnit-reprocess-cluster-');
 after(() => tmp.cleanup());

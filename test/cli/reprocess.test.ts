@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { makeTempDir, runCli } from '../helpers/cli.js';
 import { FIXTURES_DIR, TEST_PYTHON } from '../helpers/paths.js';
-import { h5dump, makeSampleProposal, pythonJson } from '../python-shim/runner-helpers.js';
+import { h5dump, makeSampleProposal, pythonJson } from '../helpers/python.js';
 
 const tmp = makeTempDir('damnit-reprocess-');
 after(() => tmp.cleanup());

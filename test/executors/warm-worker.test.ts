@@ -17,7 +17,7 @@ import { processRun } from '../../src/runs/process-run.js';
 import type { RunOutcome, RunRequest } from '../../src/runs/run-request.js';
 import { makeTempDir } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
-import { h5dump, makeSampleProposal } from '../python-shim/runner-helpers.js';
+import { h5dump, makeSampleProposal } from '../helpers/python.js';
 import { processAlive } from '../../src/processes.js';
 
 const tmp = makeTempDir('damnit-warm-worker-');

@@ -5,7 +5,7 @@ import { after, describe, test } from 'node:test';
 import type { EventKind, RunEvent } from '../../src/listener/events.js';
 import { FileSystemSource } from '../../src/listener/fs-source.js';
 import { makeTempDir } from '../helpers/cli.js';
-import { makeSampleProposal } from '../python-shim/runner-helpers.js';
+import { makeSampleProposal } from '../helpers/python.js';
 import { eventually, PROPOSAL } from './helpers.js';
 
 const tmp = makeTempDir('damnit-fs-source-');

@@ -8,7 +8,7 @@ import { DatabaseDir } from '../../src/database-dir.js';
 import { openDatabase, type DamnitDb } from '../../src/db/database.js';
 import { runCli } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
-import { makeSampleProposal } from '../python-shim/runner-helpers.js';
+import { makeSampleProposal } from '../helpers/python.js';
 
 export const PROPOSAL = 1234;
 

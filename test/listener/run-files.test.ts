@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { checkHdf5File, snapshotRunDir } from '../../src/listener/run-files.js';
 import { makeTempDir } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
-import { makeSampleProposal } from '../python-shim/runner-helpers.js';
+import { makeSampleProposal } from '../helpers/python.js';
 
 const tmp = makeTempDir('damnit-run-files-');
 after(() => tmp.cleanup());

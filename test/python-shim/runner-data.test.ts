@@ -6,18 +6,8 @@ import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeTempDir } from '../helpers/cli.js';
-import {
-  HEADER,
-  SAMPLE_CONTEXT,
-  entry,
-  h5PathFor,
-  h5dump,
-  makeSampleProposal,
-  pythonJson,
-  result,
-  runOk,
-  writeContext,
-} from './runner-helpers.js';
+import { HEADER, SAMPLE_CONTEXT, h5PathFor, result, runOk, writeContext } from './runner-helpers.js';
+import { entry, h5dump, makeSampleProposal, pythonJson } from '../helpers/python.js';
 
 const tmp = makeTempDir('damnit-runner-data-');
 after(() => tmp.cleanup());

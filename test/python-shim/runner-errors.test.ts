@@ -10,19 +10,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeTempDir } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
-import {
-  HEADER,
-  entry,
-  h5PathFor,
-  h5dump,
-  readChannel,
-  result,
-  runOk,
-  runShim,
-  shimArgs,
-  writeContext,
-  type RunOutput,
-} from './runner-helpers.js';
+import { HEADER, h5PathFor, readChannel, result, runOk, runShim, shimArgs, writeContext, type RunOutput } from './runner-helpers.js';
+import { entry, h5dump } from '../helpers/python.js';
 
 const tmp = makeTempDir('damnit-runner-errors-');
 after(() => tmp.cleanup());

@@ -4,20 +4,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeTempDir } from '../helpers/cli.js';
-import {
-  HEADER,
-  bytesOf,
-  entry,
-  h5PathFor,
-  h5dump,
-  pngSize,
-  pythonJson,
-  result,
-  runOk,
-  writeContext,
-  type H5Entry,
-  type RunOutput,
-} from './runner-helpers.js';
+import { HEADER, bytesOf, h5PathFor, pngSize, result, runOk, writeContext, type RunOutput } from './runner-helpers.js';
+import { entry, h5dump, pythonJson, type H5Entry } from '../helpers/python.js';
 
 const tmp = makeTempDir('damnit-runner-');
 after(() => tmp.cleanup());

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { makeTempDir, runCli, type CliResult } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
 import { startSlurmCluster, type SlurmCluster } from '../helpers/slurm-cluster.js';
-import { h5dump } from '../python-shim/runner-helpers.js';
+import { h5dump } from '../helpers/python.js';
 
 const tmp = makeTempDir('damnit-cluster-');
 after(() => tmp.cleanup());

@@ -103,30 +103,28 @@ def _storable_data(data):
     if data is None or isinstance(data, str) or is_figure(data) or is_dataarray(data) \
             or is_dataset(data):
         return data
-    arr = np.asarray(data)
-    if arr.dtype.hasobject:
-        raise TypeError("Returned data type %s cannot be saved" % type(data))
-    if not np.issubdtype(arr.dtype, np.number):
-        try:
-            h5py.h5t.py_create(arr.dtype, logical=True)
-        except TypeError:
-            raise TypeError("Returned data type %s whose native array type %s cannot be saved"
-                            % (type(data), arr.dtype))
-    return arr
+    return _h5_array(data, "Returned data type %s cannot be saved" % type(data),
+                     "Returned data type %s whose native array type %%s cannot be saved" % type(data))
 
 
 def _storable_summary_value(value):
     if value is None or isinstance(value, str):
         return value
+    return _h5_array(value, "summary_value should be number or string, not %s" % type(value),
+                     "Summary value %s whose native array type %%s cannot be saved" % type(value))
+
+
+def _h5_array(value, object_error, native_error):
+    """`value` as a numpy array HDF5 can store: numbers, or a native type h5py can map.
+    Object arrays (Python objects numpy merely wraps) cannot be stored."""
     arr = np.asarray(value)
     if arr.dtype.hasobject:
-        raise TypeError("summary_value should be number or string, not %s" % type(value))
+        raise TypeError(object_error)
     if not np.issubdtype(arr.dtype, np.number):
         try:
             h5py.h5t.py_create(arr.dtype, logical=True)
         except TypeError:
-            raise TypeError("Summary value %s whose native array type %s cannot be saved"
-                            % (type(value), arr.dtype))
+            raise TypeError(native_error % arr.dtype)
     return arr
 
 

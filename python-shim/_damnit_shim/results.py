@@ -5,10 +5,9 @@
     message_fields(result, summary)             # the variable_result fields for the orchestrator
 
 Rules are those of the reference (damnit_ctx.Cell and damnit_writing): contract sections 3 to 5.
-Thumbnails are drawn here with numpy and a small PNG encoder (zlib), not matplotlib, because
-they are on every run's path; matplotlib is only touched when the user returned a figure.
-numpy and h5py are needed; xarray, matplotlib and plotly are used only when the returned
-object is one of theirs (detected without importing them).
+Thumbnails are drawn in thumbnails.py, trendlines in trendline.py. numpy and h5py are needed;
+xarray, matplotlib and plotly are used only when the returned object is one of theirs
+(detected without importing them).
 """
 import base64
 import io
@@ -18,18 +17,16 @@ import re
 import struct
 import sys
 import warnings
-import zlib
 from collections.abc import Sequence
 
 import h5py
 import numpy as np
 
+from _damnit_shim.thumbnails import array_thumbnail, figure_thumbnail, plotly_thumbnail
+from _damnit_shim.trendline import trendline
 from damnit_ctx import Cell
 
 log = logging.getLogger("ctxrunner")
-
-THUMBNAIL_SIZE = 300  # px, the longest side of a thumbnail
-TRENDLINE_POINTS = 150  # a 1-D result's summary keeps about this many points
 
 OBJTYPE_ATTR = "_damnit_objtype"
 
@@ -103,21 +100,25 @@ def _storable_data(data):
     if data is None or isinstance(data, str) or is_figure(data) or is_dataarray(data) \
             or is_dataset(data):
         return data
-    return _h5_array(data, "Returned data type %s cannot be saved" % type(data),
-                     "Returned data type %s whose native array type %%s cannot be saved" % type(data))
+    # The messages name the numpy array the value became, as the reference's do.
+    arr = np.asarray(data)
+    return _h5_array(arr, "Returned data type %s cannot be saved" % type(arr),
+                     "Returned data type %s whose native array type %%s cannot be saved" % type(arr))
 
 
 def _storable_summary_value(value):
     if value is None or isinstance(value, str):
         return value
-    return _h5_array(value, "summary_value should be number or string, not %s" % type(value),
-                     "Summary value %s whose native array type %%s cannot be saved" % type(value))
-
-
-def _h5_array(value, object_error, native_error):
-    """`value` as a numpy array HDF5 can store: numbers, or a native type h5py can map.
-    Object arrays (Python objects numpy merely wraps) cannot be stored."""
     arr = np.asarray(value)
+    # The reference names the type of the `summary` argument here (NoneType, mostly), a slip;
+    # the type of the value given says what is wrong.
+    return _h5_array(arr, "summary_value should be number or string, not %s" % type(value),
+                     "Summary value %s whose native array type %%s cannot be saved" % type(arr))
+
+
+def _h5_array(arr, object_error, native_error):
+    """`arr` if HDF5 can store it: numbers, or a native type h5py can map. Object arrays
+    (Python objects numpy merely wraps) cannot be stored."""
     if arr.dtype.hasobject:
         raise TypeError(object_error)
     if not np.issubdtype(arr.dtype, np.number):
@@ -229,24 +230,25 @@ def _summary_value(result, name):
         return "Dataset (%.2fMB)" % (data.nbytes / 1e6)
     if is_mpl_figure(data):
         try:
-            return PNG(encode_png(shrink_to_thumbnail(figure_rgba(data))))
+            return PNG(figure_thumbnail(data))
         except Exception:
             log.error("Error generating thumbnail for %s", name, exc_info=True)
             return "<thumbnail error>"
     if is_plotly_figure(data):
-        return _plotly_thumbnail(data, name)
+        png = plotly_thumbnail(data, name)
+        return None if png is None else PNG(png)
     if isinstance(data, np.ndarray) or is_dataarray(data):
         if data.ndim == 0:
             return np.asarray(data)
         if data.ndim == 1:
             try:
-                return trendline(data)
+                return trendline(data, is_dataarray)
             except Exception:
                 log.error("Error generating trendline for %s", name, exc_info=True)
                 return "<trendline error>"
         if data.ndim == 2:
             try:
-                return PNG(array_thumbnail(data))
+                return PNG(array_thumbnail(data, is_dataarray))
             except Exception:
                 log.error("Error generating thumbnail for %s", name, exc_info=True)
                 return "<thumbnail error>"
@@ -269,160 +271,8 @@ def max_diff(data):
     return float(diff)
 
 
-def _plotly_thumbnail(figure, name):
-    """PNG of a plotly figure; needs plotly's image export (kaleido), which many
-    environments lack: then the cell has no summary."""
-    try:
-        width = figure.layout.width or 700
-        height = figure.layout.height or 500
-        png = figure.to_image(format="png", width=width, height=height,
-                              scale=THUMBNAIL_SIZE / max(width, height))
-    except Exception as e:
-        reason = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        log.warning("No thumbnail for plotly figure %s: %s", name, reason)
-        return None
-    return PNG(png)
-
-
-# --- trendlines ---------------------------------------------------------------
-
-def trendline(data):
-    """A 1-D result as a (2, N) float64 x/y line of at most about TRENDLINE_POINTS points,
-    keeping each stretch's minimum and maximum so that peaks stay visible."""
-    if is_dataarray(data):
-        y = np.asarray(data.values)
-        x = None
-        if data.dims and data.dims[0] in data.coords:
-            x = np.asarray(data.coords[data.dims[0]].values)
-        if x is None or x.shape != y.shape:
-            x = np.arange(y.size)
-    else:
-        y = np.asarray(data)
-        x = np.arange(y.size)
-
-    if not np.issubdtype(x.dtype, np.number):
-        if np.issubdtype(x.dtype, np.datetime64):
-            x = x.astype("datetime64[ns]").astype(np.int64) / 1e9
-        else:
-            x = np.arange(y.size)
-    if np.iscomplexobj(y):
-        y = np.abs(y)
-    x = x.astype(np.float64)
-    y = y.astype(np.float64)
-    if x.size == 0:
-        return np.empty((2, 0), dtype=np.float64)
-    if x.size > 1 and np.any(np.diff(x) < 0):
-        order = np.argsort(x, kind="stable")
-        x, y = x[order], y[order]
-    if x.size > TRENDLINE_POINTS:
-        keep = _min_max_indices(y, TRENDLINE_POINTS // 2)
-        x, y = x[keep], y[keep]
-    return np.vstack((x, y))
-
-
-def _min_max_indices(y, buckets):
-    edges = np.linspace(0, y.size, buckets + 1).astype(np.intp)
-    low = np.where(np.isnan(y), np.inf, y)
-    high = np.where(np.isnan(y), -np.inf, y)
-    keep = []
-    for start, stop in zip(edges[:-1], edges[1:]):
-        if stop > start:
-            keep.append(start + int(np.argmin(low[start:stop])))
-            keep.append(start + int(np.argmax(high[start:stop])))
-    return np.unique(keep)
-
-
-# --- thumbnails ---------------------------------------------------------------
-
-# matplotlib's default colormap (viridis), sampled at 17 evenly spaced points.
-_VIRIDIS_POINTS = np.array([
-    [68, 1, 84], [72, 24, 106], [71, 45, 123], [66, 64, 134], [59, 82, 139],
-    [51, 99, 141], [44, 114, 142], [38, 130, 142], [33, 145, 140], [31, 160, 136],
-    [40, 174, 128], [63, 188, 115], [94, 201, 98], [132, 212, 75], [173, 220, 48],
-    [216, 226, 25], [253, 231, 37],
-], dtype=np.float64)
-_VIRIDIS = np.stack([
-    np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_VIRIDIS_POINTS)), _VIRIDIS_POINTS[:, c])
-    for c in range(3)
-], axis=1).round().astype(np.uint8)
-
-
-def _resample_axis(arr, axis, size):
-    """Resample one axis to `size`: the mean of each stretch when shrinking, the
-    nearest sample when enlarging."""
-    n = arr.shape[axis]
-    if n == size:
-        return arr
-    if n > size:
-        edges = np.linspace(0, n, size + 1).astype(np.intp)
-        sums = np.add.reduceat(arr, edges[:-1], axis=axis, dtype=np.float64)
-        counts = np.diff(edges).astype(np.float64)
-        shape = [1] * arr.ndim
-        shape[axis] = size
-        return sums / counts.reshape(shape)
-    index = np.minimum((np.arange(size) + 0.5) * n / size, n - 1).astype(np.intp)
-    return np.take(arr, index, axis=axis)
-
-
-def _thumbnail_shape(height, width):
-    scale = THUMBNAIL_SIZE / max(height, width)
-    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
-
-
-def array_thumbnail(data):
-    """A 2-D array as a PNG image (longest side THUMBNAIL_SIZE px), coloured with viridis
-    between its 1st and 99th percentiles, as the reference's thumbnails are."""
-    arr = np.asarray(data.values if is_dataarray(data) else data)
-    if np.iscomplexobj(arr):
-        arr = np.abs(arr)
-    if arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8)
-    if arr.size == 0:
-        raise ValueError("cannot draw an empty image")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        arr = np.nan_to_num(arr)  # NaN drawn as 0, as the reference does
-    height, width = _thumbnail_shape(*arr.shape)
-    small = _resample_axis(_resample_axis(arr, 0, height), 1, width).astype(np.float64)
-    vmin, vmax = np.quantile(small, [0.01, 0.99])
-    if vmax > vmin:
-        scaled = np.clip((small - vmin) / (vmax - vmin), 0.0, 1.0)
-    else:
-        scaled = np.zeros_like(small)
-    return encode_png(_VIRIDIS[(scaled * 255).round().astype(np.uint8)])
-
-
-def shrink_to_thumbnail(rgba):
-    """An RGBA image made at most THUMBNAIL_SIZE px on its longest side."""
-    height, width = rgba.shape[:2]
-    if max(height, width) <= THUMBNAIL_SIZE:
-        return rgba
-    new_h, new_w = _thumbnail_shape(height, width)
-    small = _resample_axis(_resample_axis(rgba, 0, new_h), 1, new_w)
-    return small.round().astype(np.uint8)
-
-
-def encode_png(pixels):
-    """PNG bytes of an (H, W, 3) RGB or (H, W, 4) RGBA uint8 image."""
-    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
-    height, width, channels = pixels.shape
-    colour_type = {3: 2, 4: 6}[channels]
-    rows = np.empty((height, 1 + width * channels), dtype=np.uint8)
-    rows[:, 0] = 1  # filter "Sub": each byte minus the one a pixel before, compresses better
-    flat = pixels.reshape(height, width * channels)
-    rows[:, 1:1 + channels] = flat[:, :channels]
-    rows[:, 1 + channels:] = flat[:, channels:] - flat[:, :-channels]
-
-    def chunk(kind, body):
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b""))
-
-
 def figure_rgba(figure):
-    """A matplotlib figure drawn as an (H, W, 4) uint8 RGBA array."""
+    """A matplotlib figure drawn as an (H, W, 4) uint8 RGBA array: what is stored as its data."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(figure)

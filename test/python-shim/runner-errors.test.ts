@@ -89,6 +89,14 @@ def when(run):
 def mapping(run):
     return {"a": 1}
 
+@Variable(title="Unicode array")
+def unicode_array(run):
+    return np.array(["a", "b"])
+
+@Variable(title="Object summary")
+def object_summary(run):
+    return Cell(1, summary_value={"a": 1})
+
 @Variable(title="Bad colour")
 def bad_colour(run):
     return Cell(1, background="yellow")
@@ -187,16 +195,22 @@ describe('run: errors of variables are results', () => {
     });
   });
 
-  test('unstorable values are TypeErrors; bad display options fail the variable', () => {
-    assert.deepEqual(errorOf(out, 'objects'), {
-      error: "Returned data type <class 'list'> cannot be saved",
+  test('unstorable values are TypeErrors naming the numpy array tried, as the reference says', () => {
+    const unstorable = { error: "Returned data type <class 'numpy.ndarray'> cannot be saved", error_cls: 'TypeError' };
+    assert.deepEqual(errorOf(out, 'objects'), unstorable);
+    assert.deepEqual(errorOf(out, 'when'), unstorable);
+    assert.deepEqual(errorOf(out, 'mapping'), unstorable);
+    assert.deepEqual(errorOf(out, 'unicode_array'), {
+      error: "Returned data type <class 'numpy.ndarray'> whose native array type <U1 cannot be saved",
       error_cls: 'TypeError',
     });
-    assert.deepEqual(errorOf(out, 'when'), {
-      error: "Returned data type <class 'datetime.datetime'> cannot be saved",
+    assert.deepEqual(errorOf(out, 'object_summary'), {
+      error: "summary_value should be number or string, not <class 'dict'>",
       error_cls: 'TypeError',
     });
-    assert.equal(errorOf(out, 'mapping').error_cls, 'TypeError');
+  });
+
+  test('bad display options fail the variable', () => {
     assert.deepEqual(errorOf(out, 'bad_colour'), {
       error: "Colour string should be hex code (like '#ffcc00')",
       error_cls: 'ValueError',

@@ -110,8 +110,11 @@ export function bytesOf(value: VariableResultMessage['value']): Buffer {
   return Buffer.from(value.v, 'base64');
 }
 
-/** Width and height of PNG bytes, from the IHDR chunk. */
-export function pngSize(png: Buffer): { width: number; height: number } {
+const PNG_COLOUR_TYPES: Record<number, string> = { 0: 'grey', 2: 'RGB', 3: 'palette', 4: 'grey+alpha', 6: 'RGBA' };
+
+/** Width, height and colour type of PNG bytes, from the IHDR chunk. */
+export function pngSize(png: Buffer): { width: number; height: number; colourType: string } {
   assert.equal(png.subarray(0, 8).toString('hex'), '89504e470d0a1a0a', 'not a PNG');
-  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20) };
+  const colourType = PNG_COLOUR_TYPES[png.readUInt8(25)] ?? `type ${png.readUInt8(25)}`;
+  return { width: png.readUInt32BE(16), height: png.readUInt32BE(20), colourType };
 }

@@ -3,10 +3,12 @@
     failures = write_run_file(path, results, errors, start_time)
 
 Layout:
+    /                  attr provenance="context.py", as the reference's files
     /.reduced/<name>   summary, attrs summary_method, units, bold, background, max_diff, summary_type
     /.preview/<name>   optional preview
     /.errors/<name>    error message, attr type=<exception class>
-    /<name>/data       full result; xarray objects as NetCDF4 groups with attr _damnit_objtype
+    /<name>/data       full result, stored plain; xarray objects as NetCDF4 groups (their
+                       variables gzip-compressed, as the reference's) with attr _damnit_objtype
     /start_time/data   and /.reduced/start_time
 
 A kill at any moment must leave the previous file readable: the new file is written as a
@@ -29,6 +31,8 @@ from _damnit_shim.results import (
 log = logging.getLogger("ctxrunner")
 
 SPECIAL_GROUPS = (".reduced", ".preview", ".errors")
+PROVENANCE = "context.py"
+# For NetCDF variables only: plain arrays read several times faster (docs/context-file.md).
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 TEMP_MARK = ".writing-"
 
@@ -55,6 +59,7 @@ def write_run_file(path, results, errors, start_time):
             shutil.copyfile(path, temp_path)
             mode = "r+"
         with h5py.File(temp_path, mode) as f:
+            f.attrs["provenance"] = PROVENANCE
             for group in SPECIAL_GROUPS:
                 f.require_group(group)
             for name in touched:
@@ -149,17 +154,12 @@ def _is_xarray(obj):
 
 
 def _create(f, path, value):
-    """A dataset holding `value`: str, PNG bytes, or an array (compressed when it has
-    dimensions)."""
+    """A dataset holding `value`: str, PNG bytes, or an array."""
     if isinstance(value, str):
         return f.create_dataset(path, data=value, dtype=h5py.string_dtype())
     if isinstance(value, PNG):
         return f.create_dataset(path, data=np.frombuffer(value.data, dtype=np.uint8))
-    arr = np.asarray(value)
-    if arr.ndim > 0 and arr.size > 0 and (np.issubdtype(arr.dtype, np.number)
-                                          or arr.dtype == np.bool_):
-        return f.create_dataset(path, data=arr, **COMPRESSION)
-    return f.create_dataset(path, data=arr)
+    return f.create_dataset(path, data=np.asarray(value))
 
 
 def _figure_data(obj):

@@ -9,12 +9,14 @@ import { FIXTURES_DIR, REPO_ROOT, TEST_PYTHON } from './paths.js';
 
 const GENERATOR = path.join(FIXTURES_DIR, 'make_sample_proposal.py');
 
-/** One HDF5 object as h5dump() reports it. `value` only for small datasets; `head` holds the
- * first bytes (hex) of uint8 datasets such as PNG thumbnails. */
+/** One HDF5 object as h5dump() reports it (the file's root is `/`). `value` only for small
+ * datasets; `head` holds the first bytes (hex) of uint8 datasets such as PNG thumbnails. */
 export interface H5Entry {
   group?: true;
   shape?: number[];
   dtype?: string;
+  /** The dataset's compression filter ('gzip'), or null when it is stored plain. */
+  compression?: string | null;
   attrs: Record<string, unknown>;
   value?: unknown;
   head?: string;
@@ -41,14 +43,18 @@ def plain(v):
         return [plain(x) for x in v]
     return v
 
+def attrs_of(obj):
+    return {k: plain(obj.attrs[k]) for k in obj.attrs if k not in ('DIMENSION_LIST', 'REFERENCE_LIST')}
+
 out = {}
 with h5py.File(sys.argv[1], 'r') as f:
+    out['/'] = {'attrs': attrs_of(f), 'group': True}
     def visit(name, obj):
-        entry = {'attrs': {k: plain(obj.attrs[k]) for k in obj.attrs
-                           if k not in ('DIMENSION_LIST', 'REFERENCE_LIST')}}
+        entry = {'attrs': attrs_of(obj)}
         if isinstance(obj, h5py.Dataset):
             entry['shape'] = list(obj.shape)
             entry['dtype'] = 'str' if h5py.check_string_dtype(obj.dtype) else obj.dtype.str
+            entry['compression'] = obj.compression
             if obj.dtype == np.uint8 and obj.ndim == 1:
                 entry['head'] = obj[:8].tobytes().hex()
             if obj.size <= 64:

@@ -210,7 +210,7 @@ describe('run: return types and summaries (mock run)', () => {
       [line.value?.v as string],
     );
     assert.equal(info.shape[0], 2);
-    assert.ok(info.shape[1]! <= 150 && info.shape[1]! >= 100, `about 150 points, got ${info.shape[1]}`);
+    assert.equal(info.shape[1], 126, 'the points the reference keeps of 1000');
     assert.equal(info.dtype, '<f8');
     assert.deepEqual(info.first, [0, 0]);
     assert.ok(info.ymax > 0.9999, 'the peaks survive downsampling');
@@ -220,18 +220,26 @@ describe('run: return types and summaries (mock run)', () => {
     assert.deepEqual(entry(dump, '.reduced/empty_line').shape, [2, 0]);
   });
 
-  test('2-D data: a PNG thumbnail, longest side 300 px, aspect kept', () => {
+  test('2-D data: a 300x300 RGBA PNG thumbnail, whatever the shape, as the reference draws', () => {
     const small = result(out, 'image');
     assert.equal(small.summary_type, null);
     assert.equal(small.max_diff, 1999);
-    assert.deepEqual(pngSize(bytesOf(small.value)), { width: 300, height: 240 });
+    assert.deepEqual(pngSize(bytesOf(small.value)), { width: 300, height: 300, colourType: 'RGBA' });
     const wide = result(out, 'wide_image');
-    assert.deepEqual(pngSize(bytesOf(wide.value)), { width: 300, height: 75 });
+    assert.deepEqual(pngSize(bytesOf(wide.value)), { width: 300, height: 300, colourType: 'RGBA' });
     assert.equal(wide.max_diff, 0, 'NaN ignored by max_diff');
     const stored = entry(dump, '.reduced/image');
     assert.equal(stored.dtype, '|u1');
     assert.equal(stored.head, '89504e470d0a1a0a');
     assert.deepEqual(entry(dump, 'image/data').shape, [40, 50]);
+  });
+
+  test('file layout as the reference: provenance at the root, arrays plain, NetCDF variables gzip', () => {
+    assert.deepEqual(entry(dump, '/').attrs, { provenance: 'context.py' });
+    for (const name of ['line/data', 'image/data', 'cube/data', 'figure/data', '.reduced/line', '.reduced/image']) {
+      assert.equal(entry(dump, name).compression, null, `${name} is stored plain`);
+    }
+    assert.equal(entry(dump, 'data_set/c').compression, 'gzip');
   });
 
   test('3-D and up: "<dtype>: <shape>"', () => {
@@ -272,13 +280,13 @@ describe('run: return types and summaries (mock run)', () => {
 
   test('figures: matplotlib as RGBA data with a PNG thumbnail, plotly as JSON bytes', () => {
     const fig = result(out, 'figure');
-    assert.deepEqual(pngSize(bytesOf(fig.value)), { width: 300, height: 200 });
+    assert.deepEqual(pngSize(bytesOf(fig.value)), { width: 300, height: 200, colourType: 'RGBA' });
     const data = entry(dump, 'figure/data');
     assert.deepEqual(data.shape, [400, 600, 4]);
     assert.equal(data.dtype, '|u1');
     assert.equal(entry(dump, 'figure').attrs._damnit_objtype, 'image');
     // An Axes stands for its figure; a figure smaller than 300 px is not enlarged.
-    assert.deepEqual(pngSize(bytesOf(result(out, 'axes').value)), { width: 100, height: 100 });
+    assert.deepEqual(pngSize(bytesOf(result(out, 'axes').value)), { width: 100, height: 100, colourType: 'RGBA' });
     assert.equal(entry(dump, 'plotly_figure').attrs._damnit_objtype, 'PlotlyFigure');
     assert.equal(entry(dump, 'plotly_figure/data').dtype, '|u1');
     assert.equal(entry(dump, 'plotly_figure/data').head, Buffer.from('{"data"').toString('hex') + '3a');
@@ -302,7 +310,7 @@ describe('run: return types and summaries (mock run)', () => {
     assert.equal(valued.max_diff, 9);
 
     const preview = result(out, 'cell_preview');
-    assert.deepEqual(pngSize(bytesOf(preview.value)), { width: 300, height: 240 }, 'summary from the preview');
+    assert.deepEqual(pngSize(bytesOf(preview.value)), { width: 300, height: 300, colourType: 'RGBA' }, 'summary from the preview');
     assert.deepEqual(entry(dump, '.preview/cell_preview').shape, [4, 5]);
     assert.deepEqual(entry(dump, 'cell_preview/data').shape, [4, 5, 6]);
 

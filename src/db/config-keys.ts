@@ -24,6 +24,7 @@ export const CONFIG_KEYS = [
   { name: 'context_load_timeout', description: 'seconds loading context.py may take', default: 60 },
   { name: 'proposal_path', description: 'proposal root directory, overriding the one found by convention (three levels above this directory)', default: null },
   { name: 'mymdc_source', description: 'where mymdc# annotations get their values; unset: the facility metadata catalogue', default: null },
+  { name: 'damnit_python', description: "the reference DAMNIT backend's own Python, for its jobs; not used or set by this backend", default: null },
   { name: 'cluster_fallback_local', description: 'when 1, cluster=True variables run on this machine if Slurm is not available', default: 0 },
 ] as const satisfies readonly ConfigKey[];
 

@@ -40,6 +40,8 @@ export interface DamnitDb {
   readonly connection: Database.Database;
   readonly metameta: Metameta;
   ensureRun(proposal: number, run: number, opts?: { startTime?: number | null; addedAt?: number }): void;
+  /** Records runs not yet in run_info, in the order given, in one transaction. */
+  ensureRuns(proposal: number, runs: readonly number[]): void;
   upsertVariables(vars: VariableInfo[]): void;
   recordRunResults(proposal: number, run: number, results: RunResults): void;
   /** Every variable name: those of the `variables` table in insertion order, then other recorded names. */
@@ -224,6 +226,11 @@ class SqliteDamnitDb implements DamnitDb {
     this.connection
       .transaction(() => this.writeRun(proposal, run, opts.startTime ?? null, opts.addedAt ?? nowEpochSeconds()))
       .immediate();
+  }
+
+  ensureRuns(proposal: number, runs: readonly number[]): void {
+    const addedAt = nowEpochSeconds();
+    this.connection.transaction(() => runs.forEach((run) => this.writeRun(proposal, run, null, addedAt))).immediate();
   }
 
   private syncTags(variable: string, tags: readonly string[]): void {

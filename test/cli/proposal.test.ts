@@ -29,6 +29,9 @@ describe('amore-proto proposal', () => {
     assert.deepEqual(meta.proposal, { value: 1234, t: 'integer' });
     assert.deepEqual(meta.data_format_version, { value: 4, t: 'integer' });
     assert.match(String(meta.db_id?.value), /^[0-9a-f]{40}$/);
+    // The reference also writes damnit_python, the Python of its own backend: deliberately not
+    // here (docs/context-file.md), so that the reference's backend fills in its own default.
+    assert.deepEqual(Object.keys(meta).sort(), ['concurrent_jobs', 'data_format_version', 'db_id', 'proposal']);
   });
 
   it('prints the current number, says when nothing changes, and changes it', async () => {

@@ -140,6 +140,26 @@ describe('reprocess: selection, failures and what they leave behind', () => {
     assert.equal(valueOf(dir, 5, 'n'), 10);
   });
 
+  test('runs are recorded in number order, whichever finishes first', async () => {
+    const { db } = await makeProposal(
+      'order',
+      0,
+      HEADER + '@Variable(title="Slow first")\ndef slow(run, n: "meta#run_number"):\n    time.sleep(2 if n == 1 else 0)\n    return n\n',
+    );
+    assert.equal((await runCli(['db-config', '--num', 'concurrent_jobs', '2'], { cwd: db })).code, 0);
+    const res = await runCli(['reprocess', '2', '1', '--mock'], { cwd: db });
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(res.stderr.indexOf('r2 (p1234): done') < res.stderr.indexOf('r1 (p1234): done'), 'run 2 finished first');
+    // The reference's Python API lists runs as SQLite returns them: db.runs().
+    const listed = await pythonJson<number[]>(
+      'import json, sqlite3, sys\n' +
+        'conn = sqlite3.connect(sys.argv[1])\n' +
+        'print(json.dumps([r[0] for r in conn.execute("SELECT run FROM run_info WHERE start_time IS NOT NULL")]))',
+      [path.join(db, 'runs.sqlite')],
+    );
+    assert.deepEqual(listed, [1, 2]);
+  });
+
   test('a hanging variable: the run is stopped at run_timeout, reported failed, other runs go on', async () => {
     const { db } = await makeProposal(
       'hang',

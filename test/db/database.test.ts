@@ -127,6 +127,18 @@ describe('runs', () => {
     assert.deepEqual(db.runNumbers(42), []);
   });
 
+  it('ensureRuns records new runs in the order given, added_at in epoch seconds as the reference', () => {
+    const { db } = fresh;
+    const before = Date.now() / 1000;
+    db.ensureRuns(1234, [40, 41, 5, 42]);
+    const after = Date.now() / 1000;
+    const rows = db.connection
+      .prepare('SELECT run, added_at FROM run_info WHERE run BETWEEN 40 AND 42 ORDER BY rowid')
+      .all() as { run: number; added_at: number }[];
+    assert.deepEqual(rows.map((r) => r.run), [40, 41, 42]);
+    for (const { added_at } of rows) assert.ok(added_at >= before && added_at <= after, `${added_at} in seconds`);
+  });
+
   it('refuses run numbers that are not integers', () => {
     assert.throws(() => fresh.db.ensureRun(1234, 1.5), /run must be an integer/);
   });

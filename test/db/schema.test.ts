@@ -199,6 +199,26 @@ describe('trigger and views at work', () => {
     assert.deepEqual(tagNames().includes('gone'), false);
   });
 
+  it('orders the variable columns as the context defines them, then other recorded names by name', () => {
+    // Deliberately stable (docs/context-file.md): the reference orders them by a Python set.
+    const own = makeTempDir();
+    const fresh = openDatabase(new DatabaseDir(own.dir), { create: true });
+    try {
+      const viewColumns = (view: string): string[] =>
+        (fresh.connection.pragma(`table_info(${view})`) as { name: string }[]).map((c) => c.name);
+      fresh.upsertVariables([variable('zeta'), variable('alpha'), variable('mid')]);
+      fresh.recordRunResults(1234, 1, {
+        startTime: 1795488776.5,
+        variables: [result('comment', { t: 'str', v: 'hi' }), result('beta', { t: 'int', v: '1' }), result('zeta', { t: 'int', v: '2' })],
+      });
+      assert.deepEqual(viewColumns('runs'), ['proposal', 'run', 'start_time', 'added_at', 'zeta', 'alpha', 'mid', 'beta', 'comment']);
+      assert.deepEqual(viewColumns('max_diffs'), ['proposal', 'run', 'zeta', 'alpha', 'mid', 'beta', 'comment']);
+    } finally {
+      fresh.close();
+      own.cleanup();
+    }
+  });
+
   it('lists each new variable as a column of runs and max_diffs', () => {
     const viewColumns = (view: string): string[] =>
       (db.connection.pragma(`table_info(${view})`) as { name: string }[]).map((c) => c.name);

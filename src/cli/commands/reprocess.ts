@@ -109,6 +109,9 @@ export function register(program: Command): void {
           );
         }
 
+        // Runs finish in any order; recorded now, in number order, they stay in that order for
+        // readers that list run_info as stored (the reference's Python API: db.runs()).
+        db.ensureRuns(proposal, available);
         const progress = new ProgressReporter(available.length);
         const request = (run: number): RunRequest => ({
           proposal, run, runData: 'all', mock: Boolean(opts.mock), match: opts.match, cluster: 'include',

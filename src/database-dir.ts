@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { CliError } from './cli/errors.js';
+import { programName } from './program-name.js';
 
 export const DATABASE_FILE = 'runs.sqlite';
 export const CONTEXT_FILE = 'context.py';
@@ -62,7 +63,7 @@ export function requireDatabaseDir(dir: string = process.cwd()): DatabaseDir {
   if (!db.hasDatabase()) {
     throw new CliError(
       `no ${DATABASE_FILE} in ${db.root}: run this in a DAMNIT database directory ` +
-        `(usr/Shared/amore), or create one there with 'amore-proto proposal <number>'`,
+        `(usr/Shared/amore), or create one there with '${programName()} proposal <number>'`,
     );
   }
   return db;

@@ -1,36 +1,42 @@
 #!/usr/bin/env node
-import path from 'node:path';
+import { styleText } from 'node:util';
 import { Command, CommanderError } from 'commander';
+import { CURRENT_NAME, DEPRECATED_NAME, invokedByDeprecatedName, programName } from '../program-name.js';
+import { ArgparseError, argparseStyle, checkCommandChoices } from './argparse-style.js';
 import { CliError } from './errors.js';
 import { commands } from './commands/index.js';
 
-/** Installed as both `amore-proto` (the seed's name) and `damnit` (the reference's later name). */
-function programName(): string {
-  const invoked = path.basename(process.argv[1] ?? '');
-  return invoked === 'damnit' ? 'damnit' : 'amore-proto';
-}
-
-export function buildProgram(): Command {
+export function buildProgram(): { program: Command; usageError: (err: CommanderError) => ArgparseError } {
   const program = new Command(programName())
     .description('DAMNIT backend: compute context.py variables for each run of a proposal')
-    .option('--debug', 'show debug output and full tracebacks')
-    .showHelpAfterError(false)
-    .exitOverride();
+    .option('--debug', 'show debug output and full tracebacks');
   for (const register of commands) register(program);
-  // Subcommands inherit exitOverride only when it is set before they are added; set it again.
-  for (const sub of program.commands) sub.exitOverride();
-  return program;
+  return { program, usageError: argparseStyle(program) };
+}
+
+/** The reference's note for its old name; on stderr, so that what scripts read is unchanged. */
+function deprecationNote(): void {
+  const note = `Warning: '${DEPRECATED_NAME}' has been renamed to '${CURRENT_NAME}'. Please update your scripts.`;
+  const color = Boolean(process.stderr.isTTY) && process.env.NO_COLOR === undefined;
+  process.stderr.write(`${color ? styleText('yellow', note) : note}\n`);
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  if (invokedByDeprecatedName()) deprecationNote();
+  const { program, usageError } = buildProgram();
   try {
+    checkCommandChoices(program, argv.slice(2));
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and version exit 0; every other commander error is a usage error (argparse: 2).
-      return err.exitCode === 0 ? 0 : 2;
+      // Help exits 0; every other commander error is a usage error (argparse: 2).
+      if (err.exitCode === 0) return 0;
+      err = usageError(err);
+    }
+    if (err instanceof ArgparseError) {
+      process.stderr.write(err.render());
+      return err.exitCode;
     }
     const debug = Boolean(program.opts().debug);
     if (err instanceof CliError) {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { DatabaseDir } from '../database-dir.js';
 import type { ContextMessage, LoadProblem } from './protocol.js';
 import { ShimError, startShim, type OutputStream } from './shim-process.js';
+import { programName } from '../program-name.js';
 
 export type DescribeResult =
   | { ok: true; context: ContextMessage }
@@ -76,7 +77,7 @@ export async function describeContext(
             kind: 'timeout',
             message:
               `${path.basename(file)} took longer than ${limit} s to load ` +
-              `(raise the limit with 'amore-proto db-config context_load_timeout SECONDS')`,
+              `(raise the limit with '${programName()} db-config context_load_timeout SECONDS')`,
             file,
             line: null,
             column: null,

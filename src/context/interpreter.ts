@@ -10,6 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { CliError } from '../cli/errors.js';
+import { programName } from '../program-name.js';
 
 export const MIN_PYTHON_VERSION: readonly [number, number] = [3, 9];
 export const PROBE_TIMEOUT_MS = 10_000;
@@ -141,7 +142,7 @@ export function probePython(python: string, opts: { timeoutMs?: number } = {}): 
 }
 
 function howToChange(source: ContextPythonSource): string {
-  const command = "'amore-proto db-config context_python /path/to/python'";
+  const command = `'${programName()} db-config context_python /path/to/python'`;
   switch (source) {
     case 'context_python':
       return `change this database's interpreter with ${command}`;

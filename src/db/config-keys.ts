@@ -3,6 +3,7 @@
  * `amore-proto db-config`. The one place their meaning and defaults are written down:
  * other modules read defaults from CONFIG_DEFAULTS rather than repeating them.
  */
+import { programName } from '../program-name.js';
 
 export interface ConfigKey {
   name: string;
@@ -89,7 +90,7 @@ export function numberSetting(settings: SettingsSource, key: NumericKey): number
   if (!Number.isFinite(n)) {
     throw new Error(
       `setting ${key} is ${JSON.stringify(value)}, not a number: ` +
-        `set it with 'amore-proto db-config --num ${key} ${CONFIG_DEFAULTS[key]}'`,
+        `set it with '${programName()} db-config --num ${key} ${CONFIG_DEFAULTS[key]}'`,
     );
   }
   return n;

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
 import { CONFIG_DEFAULTS } from '../db/config-keys.js';
+import { programName } from '../program-name.js';
 
 /** `slurm_time` when the database sets none. */
 export const DEFAULT_SLURM_TIME: string = CONFIG_DEFAULTS.slurm_time;
@@ -221,21 +222,21 @@ function submissionError(spec: JobSpec, result: CommandResult): SlurmError {
   if (spec.reservation && /reservation/i.test(detail)) {
     return new SlurmError(
       `Slurm refused the job: the reservation '${spec.reservation}' is invalid or has expired ` +
-        `(${detail}). Delete the setting with 'amore-proto db-config slurm_reservation --delete', ` +
+        `(${detail}). Delete the setting with '${programName()} db-config slurm_reservation --delete', ` +
         `or set a current reservation`,
     );
   }
   if (!spec.reservation && spec.partition && /partition/i.test(detail)) {
     return new SlurmError(
       `Slurm refused the job: the partition '${spec.partition}' is invalid (${detail}). ` +
-        `Choose another with 'amore-proto db-config slurm_partition NAME', or delete the setting ` +
-        `with 'amore-proto db-config slurm_partition --delete'`,
+        `Choose another with '${programName()} db-config slurm_partition NAME', or delete the setting ` +
+        `with '${programName()} db-config slurm_partition --delete'`,
     );
   }
   if (/time/i.test(detail) && /invalid|limit/i.test(detail)) {
     return new SlurmError(
       `Slurm refused the job: the time limit '${spec.time || DEFAULT_SLURM_TIME}' was not accepted ` +
-        `(${detail}). Set another with 'amore-proto db-config slurm_time HH:MM:SS'`,
+        `(${detail}). Set another with '${programName()} db-config slurm_time HH:MM:SS'`,
     );
   }
   return new SlurmError(`Slurm refused the job '${spec.jobName}': ${detail}`);

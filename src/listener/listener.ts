@@ -29,6 +29,7 @@ import { JobStore } from '../scheduler/job-store.js';
 import { Scheduler, type JobResult } from '../scheduler/scheduler.js';
 import { plural } from '../text.js';
 import { describeEvent, type EventSource, type RunEvent, type SourceNotice } from './events.js';
+import { programName } from '../program-name.js';
 
 /** Tries of a run whose processing keeps being interrupted by the backend dying. */
 export const MAX_ATTEMPTS = 3;
@@ -72,7 +73,7 @@ export class Listener {
     const { db, dir, logger } = opts;
     const proposalValue = db.metameta.get('proposal');
     if (proposalValue === null || proposalValue === undefined) {
-      throw new CliError("no proposal number set: set one with 'amore-proto proposal N'");
+      throw new CliError(`no proposal number set: set one with '${programName()} proposal N'`);
     }
     const proposal = Number(proposalValue);
     const store = new JobStore(db.connection);
@@ -81,7 +82,7 @@ export class Listener {
       const { pid, host } = claim.holder;
       throw new CliError(
         `another backend (pid ${pid} on ${host}) is listening for this database; ` +
-          `stop it first (supervisorctl -c supervisord.conf stop damnit, or amore-proto backend stop)`,
+          `stop it first (supervisorctl -c supervisord.conf stop damnit, or ${programName()} backend stop)`,
       );
     }
     try {

@@ -24,6 +24,7 @@ import {
 import { loadRunEnvironment } from './run-environment.js';
 import type { RunOutcome, RunRequest } from './run-request.js';
 import { plural } from '../text.js';
+import { programName } from '../program-name.js';
 
 /** How the cluster variables of a run went. */
 export type ClusterPart =
@@ -61,7 +62,7 @@ export interface ClusterDeps {
 }
 
 const NO_SLURM_HINT =
-  "; to run cluster variables on this machine instead, set 'amore-proto db-config --num cluster_fallback_local 1'";
+  `; to run cluster variables on this machine instead, set '${programName()} db-config --num cluster_fallback_local 1'`;
 
 /** Whether cluster_fallback_local is on (any non-zero number). */
 function fallbackLocal(db: DamnitDb): boolean {

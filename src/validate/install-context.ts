@@ -32,6 +32,7 @@ import type { DamnitDb } from '../db/database.js';
 import type { FileReport } from './diagnostics.js';
 import { NEWEST_TARGET } from './target-python.js';
 import type { ContextValidator } from './validator.js';
+import { programName } from '../program-name.js';
 
 /** Where earlier versions of context.py are kept, in the database directory. */
 export const CONTEXT_HISTORY_DIR = 'context_history';
@@ -133,7 +134,7 @@ export async function installContext(
     } catch (err) {
       throw new CliError(
         `${CONTEXT_FILE} was installed, but the variables table could not be updated ` +
-          `(${(err as Error).message}): run 'amore-proto read-context'`,
+          `(${(err as Error).message}): run '${programName()} read-context'`,
       );
     }
     return {

@@ -6,6 +6,7 @@ import { styleText } from 'node:util';
 import { countBySeverity, type Diagnostic, type FileReport, formatVersion } from './diagnostics.js';
 import { plural } from '../text.js';
 import type { PyflakesStatus } from './validator.js';
+import { programName } from '../program-name.js';
 
 export const OUTPUT_FORMATS = ['text', 'json', 'github'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -101,7 +102,7 @@ export function formatGithub(reports: FileReport[]): string {
       const props = [`file=${escapeProperty(report.file)}`];
       if (d.line !== null) props.push(`line=${d.line}`);
       if (d.line !== null && d.column !== null) props.push(`col=${d.column}`);
-      props.push(`title=${escapeProperty(`amore-proto check (${d.kind})`)}`);
+      props.push(`title=${escapeProperty(`${programName()} check (${d.kind})`)}`);
       out.push(`::${d.severity} ${props.join(',')}::${escapeData(d.message)}`);
     }
   }

@@ -75,6 +75,6 @@ describe('amore-proto migrate', () => {
   it('has --help', async () => {
     const res = await runCli(['migrate', '--help'], { cwd: tmp.dir });
     assert.equal(res.code, 0);
-    assert.match(res.stdout, /Usage: amore-proto migrate/);
+    assert.match(res.stdout, /^usage: amore-proto migrate/);
   });
 });

@@ -46,6 +46,6 @@ describe('amore-proto new-id', () => {
   it('has --help', async () => {
     const res = await runCli(['new-id', '--help'], { cwd: tmp.dir });
     assert.equal(res.code, 0);
-    assert.match(res.stdout, /Usage: amore-proto new-id .*\[dir\]/);
+    assert.match(res.stdout, /^usage: amore-proto new-id .*\[dir\]/);
   });
 });

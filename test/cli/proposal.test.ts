@@ -64,6 +64,6 @@ describe('amore-proto proposal', () => {
   it('has --help', async () => {
     const res = await runCli(['proposal', '--help'], { cwd: tmp.dir });
     assert.equal(res.code, 0);
-    assert.match(res.stdout, /Usage: amore-proto proposal .*\[proposal\]/);
+    assert.match(res.stdout, /^usage: amore-proto proposal .*\[proposal\]/);
   });
 });

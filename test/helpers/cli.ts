@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -10,12 +10,15 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the built CLI as a user would, in `cwd`, and never throws on a non-zero exit. */
+/**
+ * Runs the built CLI as a user would, in `cwd`, and never throws on a non-zero exit. `entry`
+ * runs it through another path, e.g. a link named as it is installed (`cliLinks`).
+ */
 export async function runCli(
   args: string[],
-  opts: { cwd: string; env?: Record<string, string>; input?: string; timeoutMs?: number },
+  opts: { cwd: string; env?: Record<string, string>; input?: string; timeoutMs?: number; entry?: string },
 ): Promise<CliResult> {
-  const result = await execa(process.execPath, [CLI_PATH, ...args], {
+  const result = await execa(process.execPath, [opts.entry ?? CLI_PATH, ...args], {
     cwd: opts.cwd,
     env: { NO_COLOR: '1', ...opts.env },
     input: opts.input ?? '',
@@ -30,4 +33,16 @@ export async function runCli(
 export function makeTempDir(prefix = 'damnit-test-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Links named as the CLI is installed (`amore-proto`, `damnit`) in `dir`/bin, to the built CLI. */
+export function cliLinks(dir: string): { 'amore-proto': string; damnit: string } {
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const link = (name: string): string => {
+    const file = path.join(bin, name);
+    symlinkSync(CLI_PATH, file);
+    return file;
+  };
+  return { 'amore-proto': link('amore-proto'), damnit: link('damnit') };
 }

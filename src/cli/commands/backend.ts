@@ -6,6 +6,7 @@ import { JobStore } from '../../scheduler/job-store.js';
 import { programStatus, restartProgram, shutdownSupervisord } from '../../supervisor/control.js';
 import { CliError } from '../errors.js';
 import { addListenerOptions, formatStatus, startDaemon, type ListenOptions } from './listen.js';
+import { programName } from '../../program-name.js';
 
 /** supervisorctl's exit code for a program that is not running. */
 const NOT_RUNNING_EXIT = 3;
@@ -26,7 +27,7 @@ function queueSummary(dir: DatabaseDir): string {
 
 function requireSupervisorSetup(dir: DatabaseDir): void {
   if (!existsSync(dir.supervisordConfig)) {
-    throw new CliError(`the backend has not been started under Supervisor here (no supervisord.conf in ${dir.root}): run 'amore-proto backend start'`);
+    throw new CliError(`the backend has not been started under Supervisor here (no supervisord.conf in ${dir.root}): run '${programName()} backend start'`);
   }
 }
 
@@ -62,7 +63,7 @@ export function register(program: Command): void {
       const dir = requireDatabaseDir();
       requireSupervisorSetup(dir);
       if ((await programStatus(dir)).supervisord === 'not-running') {
-        throw new CliError("supervisord is not running for this database: start the backend with 'amore-proto backend start'");
+        throw new CliError(`supervisord is not running for this database: start the backend with '${programName()} backend start'`);
       }
       const status = await restartProgram(dir);
       console.log(formatStatus(status));

@@ -17,6 +17,7 @@ import { ProgressReporter } from '../progress.js';
 import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cluster.js';
 import { reprocessWatched } from '../reprocess-watch.js';
 import { formatProblem } from './read-context.js';
+import { programName } from '../../program-name.js';
 
 interface ReprocessOptions {
   mock?: boolean;
@@ -37,7 +38,7 @@ function parseProposal(text: string | undefined, db: DamnitDb): number {
   }
   const configured = db.metameta.get('proposal');
   if (configured === null || configured === undefined) {
-    throw new CliError("no proposal number set: set one with 'amore-proto proposal N' or pass --proposal N");
+    throw new CliError(`no proposal number set: set one with '${programName()} proposal N' or pass --proposal N`);
   }
   return Number(configured);
 }

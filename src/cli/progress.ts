@@ -1,4 +1,6 @@
 /**
+ * Signs of life on a terminal: `withStatus` for one slow step, `ProgressReporter` for many runs.
+ *
  * Progress of a command that processes many runs. In a terminal: one status line redrawn in
  * place (a bar, runs done and failed, the current runs). Otherwise: one plain line per run, which
  * is what a log file or CI wants.
@@ -15,6 +17,30 @@ export interface RunReport {
 
 const BAR_WIDTH = 24;
 
+function interactive(out: NodeJS.WriteStream): boolean {
+  return Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+}
+
+/**
+ * Runs `work` with `text` and the seconds spent shown on one line of a terminal, which is cleared
+ * when it ends. Elsewhere (a pipe, a log file, CI) nothing is shown.
+ */
+export async function withStatus<T>(text: string, work: () => Promise<T>, out: NodeJS.WriteStream = process.stderr): Promise<T> {
+  if (!interactive(out)) return work();
+  const started = performance.now();
+  const draw = (): void => {
+    out.write(`\r\x1b[2K${text} ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  };
+  draw();
+  const timer = setInterval(draw, 200);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    out.write('\r\x1b[2K');
+  }
+}
+
 export class ProgressReporter {
   private done = 0;
   private failed = 0;
@@ -25,7 +51,7 @@ export class ProgressReporter {
     private readonly total: number,
     private readonly out: NodeJS.WriteStream = process.stderr,
   ) {
-    this.interactive = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+    this.interactive = interactive(out);
   }
 
   started(label: string): void {

@@ -170,6 +170,28 @@ describe('in a terminal', () => {
       output.text,
     );
   });
+
+  test('the cold start shows a status line, cleared before the report; none outside a terminal', async () => {
+    const file = write('terminal-status/context.py', 'from damnit_ctx import Variable\n');
+    const text = await new Promise<string>((resolve) => {
+      const term = pty.spawn(process.execPath, [CLI_PATH, 'check', 'context.py'], {
+        cwd: path.dirname(file),
+        cols: 200,
+        rows: 40,
+        env: { ...process.env, NO_COLOR: '1' } as Record<string, string>,
+      });
+      let out = '';
+      term.onData((data) => {
+        out += data;
+      });
+      term.onExit(() => resolve(out));
+    });
+    const shown = text.indexOf('\x1b[2KStarting the Python checker (Pyodide, no Python needed)... 0.0 s');
+    assert.ok(shown >= 0, JSON.stringify(text));
+    assert.ok(text.indexOf('\r\x1b[2K', shown + 1) < text.indexOf('1 file checked'), 'cleared before the summary');
+    const piped = await runCli(['check', file], { cwd: tmp.dir });
+    assert.doesNotMatch(piped.stderr, /Starting the Python checker/);
+  });
 });
 
 describe('target Python version', () => {

@@ -13,6 +13,10 @@ import {
 import { DEFAULT_TARGET, parsePythonVersion, TargetResolver } from '../../validate/target-python.js';
 import { ContextValidator, type PyflakesStatus } from '../../validate/validator.js';
 import { CliError } from '../errors.js';
+import { withStatus } from '../progress.js';
+
+/** Shown on a terminal while Pyodide loads, which takes a few seconds. */
+export const STARTING_CHECKER = 'Starting the Python checker (Pyodide, no Python needed)...';
 
 interface CheckOptions {
   format: OutputFormat;
@@ -54,7 +58,7 @@ export function register(program: Command): void {
       const targets = new TargetResolver({ explicit });
       let validator: ContextValidator;
       try {
-        validator = await ContextValidator.start();
+        validator = await withStatus(STARTING_CHECKER, () => ContextValidator.start());
       } catch (err) {
         throw new CliError((err as Error).message);
       }

@@ -11,7 +11,8 @@ import { formatText, wantColor } from '../../validate/report.js';
 import { ContextValidator } from '../../validate/validator.js';
 import { plural } from '../../text.js';
 import { CliError } from '../errors.js';
-import { pyflakesSkippedLine } from './check.js';
+import { withStatus } from '../progress.js';
+import { pyflakesSkippedLine, STARTING_CHECKER } from './check.js';
 
 /** What the real loader found, shown like what the check finds. */
 function loadProblemAsDiagnostic(problem: LoadProblem): Diagnostic {
@@ -45,7 +46,7 @@ export function register(program: Command): void {
       let validator: ContextValidator | undefined;
       try {
         try {
-          validator = await ContextValidator.start();
+          validator = await withStatus(STARTING_CHECKER, () => ContextValidator.start());
         } catch (err) {
           throw new CliError((err as Error).message);
         }

@@ -41,4 +41,26 @@ if [ -f scripts/fetch-pyflakes.sh ]; then bash scripts/fetch-pyflakes.sh; fi
 
 npm run build
 
+# amore-proto and damnit on PATH, and for npx from any directory.
+bin_dir="$(npm prefix --global)/bin"
+bash scripts/link-commands.sh "$bin_dir"
+
 if [ "$run_demo" -eq 1 ]; then npm run demo; fi
+
+echo
+if sinfo --noheader >/dev/null 2>&1; then
+  echo "Slurm answers here: cluster=True variables are submitted to it (docs/slurm.md)."
+else
+  echo "Slurm is installed but not configured on this machine, so cluster=True variables fail with"
+  echo "'Slurm is not available on this machine'. To run them here instead, in a database directory:"
+  echo "  amore-proto db-config --num cluster_fallback_local 1      (docs/slurm.md)"
+fi
+case ":$PATH:" in
+  *":$bin_dir:"*) on_path="" ;;
+  *) on_path="export PATH=\"$bin_dir:\$PATH\" && " ;;
+esac
+if [ "$run_demo" -eq 1 ]; then
+  echo "Ready: ${on_path}cd sample/p001234/usr/Shared/amore && amore-proto table"
+else
+  echo "Ready: amore-proto and damnit are in $bin_dir${on_path:+ (not on your PATH: ${on_path% && })}"
+fi

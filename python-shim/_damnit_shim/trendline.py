@@ -8,8 +8,6 @@ one of its extremes, the one that comes first in x, with the other carried into 
 so that no peak or valley is lost. `ratio` is chosen so that about 120 windows cover the data;
 fewer than 240 points are kept whole. NaN points are always kept: they are the gaps of the line.
 """
-import warnings
-
 import numpy as np
 
 # About 1.25 points are kept per window; this many windows give the reference's ~150 points.
@@ -48,9 +46,7 @@ def _xy(data, is_dataarray):
             x = np.arange(y.size)
     if np.iscomplexobj(y):
         y = np.abs(y)  # the magnitude, as for 2-D thumbnails
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return x.astype(np.float64), y.astype(np.float64)
+    return x.astype(np.float64), y.astype(np.float64)
 
 
 class _Extremes:

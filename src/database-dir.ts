@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import path from 'node:path';
 import { CliError } from './cli/errors.js';
 import { programName } from './program-name.js';
+import { describeAccess, mayAccess } from './sharing.js';
 
 export const DATABASE_FILE = 'runs.sqlite';
 export const CONTEXT_FILE = 'context.py';
@@ -43,6 +44,11 @@ export class DatabaseDir {
     return path.join(this.root, 'supervisord.conf');
   }
 
+  /** The lock a running backend holds (scheduler/listener-claim.ts); never delete it while one runs. */
+  get listenerLockFile(): string {
+    return path.join(this.root, '.damnit-listener.lock');
+  }
+
   get supervisordLog(): string {
     return path.join(this.root, 'supervisord.log');
   }
@@ -60,6 +66,9 @@ export class DatabaseDir {
 /** The database directory a command runs in; fails clearly when there is no database there. */
 export function requireDatabaseDir(dir: string = process.cwd()): DatabaseDir {
   const db = new DatabaseDir(dir);
+  if (!db.hasDatabase() && existsSync(db.root) && !mayAccess(db.root, constants.R_OK | constants.X_OK)) {
+    throw new CliError(`cannot read ${db.root} (${describeAccess(db.root)}): this database is not shared with you`);
+  }
   if (!db.hasDatabase()) {
     throw new CliError(
       `no ${DATABASE_FILE} in ${db.root}: run this in a DAMNIT database directory ` +

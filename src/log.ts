@@ -68,7 +68,8 @@ class AppendFile {
 
   constructor(file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
-    this.fd = openSync(file, 'a', 0o664);
+    // The umask (the database directory's sharing modes) decides who else may read and write it.
+    this.fd = openSync(file, 'a', 0o666);
   }
 
   write(text: string): void {

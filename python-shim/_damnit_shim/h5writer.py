@@ -88,7 +88,8 @@ def write_run_file(path, results, errors, start_time):
                     _write_error(f, name, error)
 
         _fsync_path(temp_path)
-        os.chmod(temp_path, 0o666)
+        # Its mode and group come from the umask and the setgid directory, as the database
+        # directory's sharing says (the orchestrator's umask, inherited).
         os.replace(temp_path, path)
         _fsync_path(directory)
     except BaseException:

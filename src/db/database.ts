@@ -7,7 +7,9 @@ import type Database from 'better-sqlite3';
 import type { SummaryValue, VariableInfo, VariableResultMessage } from '../context/protocol.js';
 import { type DatabaseDir, requireDatabaseDir } from '../database-dir.js';
 import { CONFIG_DEFAULTS } from './config-keys.js';
-import { openConnection, prepareSchema, type SchemaState, shareWithEveryone } from './migrations.js';
+import { checkFormatForReading, openConnection, prepareSchema, type SchemaState } from './migrations.js';
+import { rememberDatabaseFile } from './errors.js';
+import { prepareToWrite, shareOwnedPath } from '../sharing.js';
 import { pythonJsonDumps, type StorageClass, type TypedValue } from './python-format.js';
 import { buildViewsSql } from './schema.js';
 
@@ -316,18 +318,44 @@ class SqliteDamnitDb implements DamnitDb {
   }
 }
 
+export interface OpenOptions {
+  /** Create runs.sqlite when it is missing. */
+  create?: boolean;
+  /**
+   * For commands that only read: nothing is written (no upgrade, no db_id, no journal), so a
+   * directory the user cannot write will do, as for DAMNIT's own readers.
+   */
+  readonly?: boolean;
+  /** How long one statement waits for another process's lock (BUSY_TIMEOUT_MS by default). */
+  busyTimeoutMs?: number;
+}
+
 /**
  * Opens the database of a database directory, upgrading an older format on the way.
  * Without `create`, a missing runs.sqlite is the usual "not a database directory" error.
  * A new database gets a db_id, format 4 and the reference's concurrent_jobs default.
+ * Opening to write first checks that this user may write there (one line naming the path if
+ * not) and takes the directory's sharing modes (sharing.ts).
  */
-export function openDatabase(dir: DatabaseDir, opts: { create?: boolean } = {}): DamnitDb {
+export function openDatabase(dir: DatabaseDir, opts: OpenOptions = {}): DamnitDb {
   const create = opts.create ?? false;
   if (!create) requireDatabaseDir(dir.root);
-  const conn = openConnection(dir.databaseFile, { create });
+  rememberDatabaseFile(dir.databaseFile);
+  if (opts.readonly) {
+    const conn = openConnection(dir.databaseFile, { create: false, readonly: true, busyTimeoutMs: opts.busyTimeoutMs });
+    try {
+      checkFormatForReading(conn, dir.databaseFile);
+      return new SqliteDamnitDb(dir, conn, { created: false, upgrade: null });
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+  }
+  const modes = prepareToWrite(dir);
+  const conn = openConnection(dir.databaseFile, { create, busyTimeoutMs: opts.busyTimeoutMs });
   try {
     const schema = prepareSchema(conn, dir.databaseFile, { create });
-    shareWithEveryone(dir.databaseFile);
+    shareOwnedPath(dir.databaseFile, 'file', modes);
     const db = new SqliteDamnitDb(dir, conn, schema);
     // Only take the write lock when there is something to write: most opens have a db_id.
     if (schema.created || db.metameta.get('db_id') == null) {

@@ -1,11 +1,11 @@
 /**
  * Opening `runs.sqlite`: connection settings, creating a new database at format 4, and
  * upgrading formats 1 to 3 on open, one transaction per step. Legacy format 0 and formats
- * newer than ours are refused rather than guessed at.
+ * newer than ours are refused rather than guessed at. Read-only opens check the format and
+ * change nothing.
  */
-import { chmodSync, existsSync, statSync } from 'node:fs';
-import os from 'node:os';
 import Database from 'better-sqlite3';
+import { DatabaseDamagedError, isDamaged } from './errors.js';
 import {
   DATA_FORMAT_VERSION,
   ORPHAN_TAG_TRIGGER_DDL,
@@ -66,11 +66,23 @@ export function pendingMigrations(fromVersion: number): Migration[] {
 /** Other processes (the GUI, a second command) may hold the database briefly. */
 export const BUSY_TIMEOUT_MS = 30_000;
 
-/** Opens the SQLite file with our connection settings: WAL, foreign keys, busy timeout. */
-export function openConnection(file: string, opts: { create: boolean }): Database.Database {
+export interface ConnectionOptions {
+  create: boolean;
+  /** Open for reading only: nothing is written, not even a journal, so a read-only directory will do. */
+  readonly?: boolean;
+  /** How long one statement waits for another process's lock; BUSY_TIMEOUT_MS by default. */
+  busyTimeoutMs?: number;
+}
+
+/** Opens the SQLite file with our connection settings: foreign keys, busy timeout. */
+export function openConnection(file: string, opts: ConnectionOptions): Database.Database {
   let conn: Database.Database;
   try {
-    conn = new Database(file, { fileMustExist: !opts.create, timeout: BUSY_TIMEOUT_MS });
+    conn = new Database(file, {
+      fileMustExist: !opts.create,
+      readonly: opts.readonly ?? false,
+      timeout: opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS,
+    });
   } catch (err) {
     throw new DatabaseFormatError(`cannot open ${file}: ${(err as Error).message}`);
   }
@@ -80,28 +92,25 @@ export function openConnection(file: string, opts: { create: boolean }): Databas
     conn.prepare('SELECT count(*) FROM sqlite_master').get();
   } catch (err) {
     conn.close();
+    if (isDamaged(err)) throw new DatabaseDamagedError(file, `SQLite: ${(err as Error).message}`);
     throw new DatabaseFormatError(`cannot open ${file}: ${(err as Error).message}`);
   }
   return conn;
 }
 
-/** Switched on only once the database is known to be ours, so a refused file stays untouched. */
-function useWriteAheadLog(conn: Database.Database): void {
-  conn.pragma('journal_mode = WAL');
-}
-
 /**
- * A proposal's database is shared by every member of the experiment team, as the reference
- * does: the owner makes it (and WAL's side files, which readers also write) writable for all.
+ * SQLite's rollback journal, as the reference: WAL keeps an index in shared memory that every
+ * user of the file must map, which hosts of a network file system cannot share and readers
+ * without write permission cannot create. A database an earlier version of ours left in WAL is
+ * checkpointed and switched back here, which needs it to be open nowhere else: when another
+ * process still has it open, it stays in WAL until the next writer opens it alone.
  */
-export function shareWithEveryone(file: string): void {
-  const uid = os.userInfo().uid;
-  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
-    try {
-      if (existsSync(f) && statSync(f).uid === uid) chmodSync(f, 0o666);
-    } catch {
-      // Permissions are a convenience for colleagues; failing to widen them is not an error.
-    }
+function useRollbackJournal(conn: Database.Database): void {
+  if (conn.pragma('journal_mode', { simple: true }) !== 'wal') return;
+  try {
+    conn.pragma('journal_mode = DELETE');
+  } catch {
+    // SQLITE_BUSY: another process has it open; nothing is lost, only the switch waits.
   }
 }
 
@@ -152,6 +161,21 @@ function checkVersionIsOpenable(version: number, file: string): void {
   }
 }
 
+/**
+ * For a read-only open: the database must be at our format already, since only a writer can
+ * upgrade it.
+ */
+export function checkFormatForReading(conn: Database.Database, file: string): void {
+  const version = readFormatVersion(conn, file);
+  checkVersionIsOpenable(version, file);
+  if (version < DATA_FORMAT_VERSION) {
+    throw new DatabaseFormatError(
+      `${file} is at data format ${version}; a command that writes (amore-proto migrate) upgrades it ` +
+        `to ${DATA_FORMAT_VERSION}, which this read-only command does not do`,
+    );
+  }
+}
+
 /** What opening did to the schema. */
 export interface SchemaState {
   /** The database was created by this open. */
@@ -178,7 +202,6 @@ export function prepareSchema(conn: Database.Database, file: string, opts: { cre
 
   if (isEmpty(conn)) {
     if (!opts.create) throw new DatabaseFormatError(`${file} is empty, not a DAMNIT database`);
-    useWriteAheadLog(conn);
     const created = conn
       .transaction(() => {
         // Checked again under the write lock: another process may have created it meanwhile.
@@ -193,7 +216,7 @@ export function prepareSchema(conn: Database.Database, file: string, opts: { cre
 
   const fromVersion = readFormatVersion(conn, file);
   checkVersionIsOpenable(fromVersion, file);
-  useWriteAheadLog(conn);
+  useRollbackJournal(conn);
   const applied: Migration[] = [];
   for (const step of pendingMigrations(fromVersion)) {
     conn

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { DatabaseDir } from '../../src/database-dir.js';
 import { openDatabase } from '../../src/db/database.js';
 import { DatabaseFormatError } from '../../src/db/migrations.js';
 import { makeTempDir } from '../helpers/cli.js';
+import { pythonJson } from '../helpers/python.js';
 import { copyReferenceDb, dumpTable, inspect, variable } from './fixtures.js';
 
 const DATA_TABLES = ['run_info', 'run_variables', 'variables', 'tags', 'variable_tags', 'time_comments'];
@@ -164,5 +166,58 @@ describe('opening older and newer databases', () => {
 
   it('without create, a missing database is the "not a database directory" error', () => {
     assert.throws(() => openDatabase(dbDir), /no runs\.sqlite in .*amore-proto proposal <number>/);
+  });
+
+  it('a database an earlier version left in WAL, copied with a -wal file of committed rows: switched to the rollback journal, nothing lost', async () => {
+    const source = makeTempDir();
+    try {
+      const sourceDir = new DatabaseDir(source.dir);
+      openDatabase(sourceDir, { create: true }).close();
+      // As an earlier version of ours wrote it: WAL, the newest rows only in the -wal file.
+      const writer = new Database(sourceDir.databaseFile);
+      writer.pragma('journal_mode = WAL');
+      writer.pragma('wal_autocheckpoint = 0');
+      writer.exec("INSERT INTO run_info VALUES (1234, 7, 1700000000.5, 1700000100.25); INSERT INTO metameta VALUES ('note', 'in the wal')");
+      copyFileSync(sourceDir.databaseFile, dbDir.databaseFile);
+      copyFileSync(`${sourceDir.databaseFile}-wal`, `${dbDir.databaseFile}-wal`);
+      writer.close();
+    } finally {
+      source.cleanup();
+    }
+    // The rows really are in the -wal file alone: the main file without it does not have them.
+    const mainOnly = makeTempDir();
+    copyFileSync(dbDir.databaseFile, path.join(mainOnly.dir, 'runs.sqlite'));
+    assert.equal(inspect(path.join(mainOnly.dir, 'runs.sqlite'), (conn) => dumpTable(conn, 'run_info')).length, 0);
+    mainOnly.cleanup();
+
+    const db = openDatabase(dbDir);
+    assert.equal(db.connection.pragma('journal_mode', { simple: true }), 'delete');
+    assert.equal(db.metameta.get('note'), 'in the wal');
+    db.close();
+    assert.equal(existsSync(`${dbDir.databaseFile}-wal`), false);
+    // DAMNIT's readers (Python's sqlite3, read-only) see every row in the main file.
+    const seen = await pythonJson<{ mode: string; runs: number[][] }>(String.raw`
+import json, sqlite3, sys
+conn = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+print(json.dumps({"mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                  "runs": conn.execute("SELECT proposal, run FROM run_info").fetchall()}))
+`, [dbDir.databaseFile]);
+    assert.deepEqual(seen, { mode: 'delete', runs: [[1234, 7]] });
+  });
+
+  it('a read-only open writes nothing, and leaves upgrades to a writer', () => {
+    writeFormat1Db(dbDir.databaseFile);
+    const before = readFileSync(dbDir.databaseFile);
+    assert.throws(() => openDatabase(dbDir, { readonly: true }), /at data format 1; a command that writes \(amore-proto migrate\) upgrades it/);
+    openDatabase(dbDir).close();
+    setFormatVersion(dbDir.databaseFile, 4);
+    const current = readFileSync(dbDir.databaseFile);
+    const reader = openDatabase(dbDir, { readonly: true });
+    assert.equal(reader.metameta.get('proposal'), 900);
+    assert.throws(() => reader.metameta.set('proposal', 1), /readonly/);
+    reader.close();
+    assert.ok(readFileSync(dbDir.databaseFile).equals(current));
+    assert.ok(!before.equals(current));
+    assert.deepEqual(readdirSync(tmp.dir).sort(), ['runs.sqlite']);
   });
 });

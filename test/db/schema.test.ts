@@ -151,10 +151,10 @@ describe('schema of a new database (format 4)', () => {
     });
   });
 
-  it('uses WAL and enforces foreign keys on its connection', () => {
+  it("uses SQLite's rollback journal, as the reference, and enforces foreign keys on its connection", () => {
     const db = openDatabase(dbDir);
     try {
-      assert.equal(db.connection.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.connection.pragma('journal_mode', { simple: true }), 'delete');
       assert.equal(db.connection.pragma('foreign_keys', { simple: true }), 1);
       assert.ok(Number(db.connection.pragma('busy_timeout', { simple: true })) >= 5000);
       assert.throws(

@@ -84,7 +84,8 @@ export function register(program: Command): void {
         ? (opts.num ? parseNumberSetting(key, value) : value)
         : undefined;
 
-      const db = openDatabase(requireDatabaseDir());
+      const changes = opts.delete || newValue !== undefined;
+      const db = openDatabase(requireDatabaseDir(), { readonly: !changes });
       try {
         if (opts.delete && key) {
           if (!db.metameta.delete(key)) throw new CliError(`key ${key} not found`);

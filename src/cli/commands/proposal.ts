@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .action((proposal: number | undefined) => {
       const cwd = new DatabaseDir(process.cwd());
       if (proposal === undefined) {
-        const db = openDatabase(requireDatabaseDir(cwd.root));
+        const db = openDatabase(requireDatabaseDir(cwd.root), { readonly: true });
         try {
           const current = db.metameta.getTyped('proposal');
           console.log(`Current proposal number: ${current === undefined ? 'None' : pythonStr(current)}`);

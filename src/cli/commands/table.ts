@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .description('Print the run table: one row per run, one column per variable (the summaries the GUI shows)')
     .action(() => {
       const dir = requireDatabaseDir();
-      const db = openDatabase(dir);
+      const db = openDatabase(dir, { readonly: true });
       try {
         const titles = new Map(
           db.connection

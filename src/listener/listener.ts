@@ -26,6 +26,8 @@ import { loadRunEnvironment } from '../runs/run-environment.js';
 import { summariseVariables, type RunRequest } from '../runs/run-request.js';
 import type { Job } from '../scheduler/job-store.js';
 import { JobStore } from '../scheduler/job-store.js';
+import { describeClaim, ListenerLock } from '../scheduler/listener-claim.js';
+import { directoryModes } from '../sharing.js';
 import { Scheduler, type JobResult } from '../scheduler/scheduler.js';
 import { plural } from '../text.js';
 import { describeEvent, type EventSource, type RunEvent, type SourceNotice } from './events.js';
@@ -33,16 +35,13 @@ import { programName } from '../program-name.js';
 
 /** Tries of a run whose processing keeps being interrupted by the backend dying. */
 export const MAX_ATTEMPTS = 3;
-const HEARTBEAT_MS = 30_000;
-/** A listener claim this old belongs to a backend that is gone. */
-export const LISTENER_STALE_MS = 3 * HEARTBEAT_MS;
 
 export interface ListenerOptions {
   dir: DatabaseDir;
   db: DamnitDb;
   logger: BackendLogger;
-  /** Builds the sources once the proposal and the job store are known. */
-  sources: (ctx: { proposal: number; store: JobStore; dbId: string }) => EventSource[];
+  /** Builds the sources once the proposal, where its data is, and the job store are known. */
+  sources: (ctx: { proposal: number; proposalRoot: string; store: JobStore; dbId: string }) => EventSource[];
   /** How runs are executed; warm workers (as reprocess) unless given. */
   createExecutor?: (env: RunEnvironment) => RunExecutor;
 }
@@ -50,7 +49,6 @@ export interface ListenerOptions {
 export class Listener {
   /** Resolves when every source has ended and the work they gave is done (`listen --test`). */
   readonly finished: Promise<void>;
-  private readonly heartbeat: NodeJS.Timeout;
   private contextHash: string | null = null;
   private contextCheck: Promise<void> = Promise.resolve();
   private stopping = false;
@@ -60,11 +58,10 @@ export class Listener {
     private readonly proposal: number,
     private readonly env: RunEnvironment,
     private readonly executor: RunExecutor,
-    private readonly store: JobStore,
+    private readonly lock: ListenerLock,
     private readonly scheduler: Scheduler,
     private readonly sources: EventSource[],
   ) {
-    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS).unref();
     this.finished = Promise.all(sources.map((s) => s.ended)).then(() => scheduler.idle());
   }
 
@@ -77,11 +74,11 @@ export class Listener {
     }
     const proposal = Number(proposalValue);
     const store = new JobStore(db.connection);
-    const claim = store.claimListener(LISTENER_STALE_MS);
-    if (!claim.ok) {
-      const { pid, host } = claim.holder;
+    const lock = ListenerLock.acquire(dir, store, directoryModes(dir.root));
+    if (!(lock instanceof ListenerLock)) {
+      const who = lock.heldBy ? ` (${describeClaim(lock.heldBy)})` : '';
       throw new CliError(
-        `another backend (pid ${pid} on ${host}) is listening for this database; ` +
+        `another backend${who} is listening for this database; ` +
           `stop it first (supervisorctl -c supervisord.conf stop damnit, or ${programName()} backend stop)`,
       );
     }
@@ -108,8 +105,8 @@ export class Listener {
           error: (err) => logger.error(`scheduler: ${err.message}`),
         },
       });
-      const sources = opts.sources({ proposal, store, dbId: String(db.metameta.get('db_id') ?? '') });
-      listener = new Listener(opts, proposal, env, executor, store, scheduler, sources);
+      const sources = opts.sources({ proposal, proposalRoot: env.proposalPath, store, dbId: String(db.metameta.get('db_id') ?? '') });
+      listener = new Listener(opts, proposal, env, executor, lock, scheduler, sources);
       logger.info(
         `backend started for proposal ${proposal} in ${dir.root} (pid ${process.pid} on ${os.hostname()}, ` +
           `events from ${sources.map((s) => s.name).join(', ')}, ${plural(concurrency, 'run')} at once, python ${env.python})`,
@@ -133,7 +130,7 @@ export class Listener {
       if (pending > 0) logger.info(`${plural(pending, 'run')} with work pending`);
       return listener;
     } catch (err) {
-      store.releaseListener();
+      lock.release();
       throw err;
     }
   }
@@ -209,14 +206,6 @@ export class Listener {
     return this.contextCheck;
   }
 
-  private beat(): void {
-    try {
-      this.store.heartbeat();
-    } catch (err) {
-      this.opts.logger.warn(`could not record the heartbeat: ${(err as Error).message}`);
-    }
-  }
-
   /** What the backend is doing now, for the log. */
   get activity(): { running: number; waiting: number } {
     return this.scheduler.activity;
@@ -229,10 +218,9 @@ export class Listener {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    clearInterval(this.heartbeat);
     this.scheduler.stop();
     await Promise.all(this.sources.map((s) => s.close().catch(() => undefined)));
     await this.executor.close();
-    this.store.releaseListener();
+    this.lock.release();
   }
 }

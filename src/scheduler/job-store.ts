@@ -1,7 +1,7 @@
 /**
  * The backend's own tables in runs.sqlite (prefixed `damnit_ts_`, which DAMNIT's other tools
  * ignore): every event the backend took, as one row per (proposal, run, kind), and a few
- * key/value facts such as which listener holds the database.
+ * key/value facts such as which listener holds the database (listener-claim.ts).
  *
  * A row's state: pending (waiting), running, done, failed, or adopted (there before the
  * backend first watched the directory; nothing to do). An event identical to a pending or
@@ -10,11 +10,8 @@
  * the next start (`resumeInterrupted`): nothing taken in is lost, and what was done is not
  * done again.
  */
-import os from 'node:os';
 import type Database from 'better-sqlite3';
-import { z } from 'zod';
 import type { EventKind, RunEvent } from '../listener/events.js';
-import { processAlive } from '../processes.js';
 
 export type JobState = 'pending' | 'running' | 'done' | 'failed' | 'adopted';
 export const JOB_STATES: readonly JobState[] = ['pending', 'running', 'done', 'failed', 'adopted'];
@@ -41,15 +38,6 @@ export type SubmitOutcome =
   | 'merged'
   /** Handled before: queued again, as reprocessing. */
   | 'requeued';
-
-const ListenerClaim = z.object({
-  pid: z.number().int(),
-  host: z.string(),
-  startedAt: z.number(),
-  heartbeatAt: z.number(),
-});
-/** Which process listens for this database; written by that process, read by others. */
-export type ListenerClaim = z.infer<typeof ListenerClaim>;
 
 const PRIORITY_CODE: Record<JobPriority, number> = { new: 0, reprocess: 1 };
 
@@ -104,8 +92,13 @@ function now(): number {
 export class JobStore {
   private readonly s;
 
+  /** Whether a database has the backend's tables (a read-only reader cannot create them). */
+  static existsIn(conn: Database.Database): boolean {
+    return conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'damnit_ts_jobs'").get() !== undefined;
+  }
+
   constructor(private readonly conn: Database.Database) {
-    conn.exec(SCHEMA);
+    if (!conn.readonly) conn.exec(SCHEMA);
     this.s = {
       get: conn.prepare<[number, number, string], JobRow>(
         'SELECT proposal, run, kind, state, priority, source, attempts, repeats FROM damnit_ts_jobs WHERE proposal = ? AND run = ? AND kind = ?',
@@ -279,50 +272,7 @@ export class JobStore {
     this.s.setState.run(key, value);
   }
 
-  /**
-   * Makes this process the database's listener, unless another one holds it: a claim whose
-   * heartbeat is fresh and whose process is alive (or runs on another host, where we cannot
-   * look) wins. A claim left by a killed listener is taken over.
-   */
-  claimListener(staleAfterMs: number): { ok: true } | { ok: false; holder: ListenerClaim } {
-    return this.transaction(() => {
-      const holder = this.listener();
-      const host = os.hostname();
-      if (holder && holder.pid !== process.pid) {
-        const fresh = Date.now() / 1000 - holder.heartbeatAt < staleAfterMs / 1000;
-        const alive = holder.host !== host || processAlive(holder.pid);
-        if (fresh && alive) return { ok: false as const, holder };
-      }
-      const claim: ListenerClaim = { pid: process.pid, host, startedAt: now(), heartbeatAt: now() };
-      this.setFact('listener', JSON.stringify(claim));
-      return { ok: true as const };
-    });
-  }
-
-  heartbeat(): void {
-    this.transaction(() => {
-      const claim = this.listener();
-      if (claim?.pid === process.pid && claim.host === os.hostname()) {
-        this.setFact('listener', JSON.stringify({ ...claim, heartbeatAt: now() }));
-      }
-    });
-  }
-
-  /** The current claim; an unreadable one counts as none. */
-  listener(): ListenerClaim | null {
-    const text = this.getFact('listener');
-    if (text === null) return null;
-    try {
-      const parsed = ListenerClaim.safeParse(JSON.parse(text));
-      return parsed.success ? parsed.data : null;
-    } catch {
-      return null;
-    }
-  }
-
-  releaseListener(): void {
-    this.transaction(() => {
-      if (this.listener()?.pid === process.pid) this.s.deleteState.run('listener');
-    });
+  deleteFact(key: string): void {
+    this.s.deleteState.run(key);
   }
 }

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { CLI_PATH, FIXTURES_DIR } from '../helpers/paths.js';
 import { makeTempDir, runCli } from '../helpers/cli.js';
@@ -155,5 +157,36 @@ def proc_value(run, n: "meta#run_number"):
     const nowhere = await runCli(['listen', '--test'], { cwd: tmp.dir });
     assert.equal(nowhere.code, 1);
     assert.match(nowhere.stderr, /^Error: no runs\.sqlite in /m);
+  });
+
+  test('one backend while it lives: a stopped backend keeps its claim, a killed one frees it at once', async () => {
+    const db = await makeDatabase(path.join(tmp.dir, 'claim'), 'from damnit_ctx import Variable\n');
+    const first = startListening(db);
+    await eventually('the first backend started', () => readLog(db).includes('backend started'));
+    const pid = first.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      // As if it had been stopped (or swapping) for an hour: no heartbeat would look fresh.
+      const conn = new Database(path.join(db, 'runs.sqlite'));
+      const claim = conn.prepare("SELECT value FROM damnit_ts_state WHERE key = 'listener'").get() as { value: string };
+      const stale = { ...(JSON.parse(claim.value) as object), heartbeatAt: Date.now() / 1000 - 3600 };
+      conn.prepare("UPDATE damnit_ts_state SET value = ? WHERE key = 'listener'").run(JSON.stringify(stale));
+      conn.close();
+
+      const second = await runCli(['listen', '--test'], { cwd: db, timeoutMs: 60_000 });
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(
+        second.stderr,
+        new RegExp(`^Error: another backend \\(pid ${pid} on ${os.hostname()}, since \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC\\) is listening for this database; stop it first`, 'm'),
+      );
+      const third = await runCli(['listen', '--test'], { cwd: db, timeoutMs: 60_000 });
+      assert.equal(third.code, 1, 'the refused backend took nothing away from the first one');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    process.kill(pid, 'SIGKILL');
+    await first;
+    const next = await runCli(['listen', '--test'], { cwd: db, input: '', timeoutMs: 60_000 });
+    assert.equal(next.code, 0, next.stderr);
   });
 });

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DatabaseDir } from '../../src/database-dir.js';
@@ -258,21 +257,6 @@ describe('scheduler', () => {
     await scheduler.idle();
     assert.deepEqual(ran, ['r1 raw', 'r2 raw', 'r1 proc']);
     assert.deepEqual(states(db), { 'r1 raw': 'failed', 'r1 proc': 'done', 'r2 raw': 'done' });
-    db.close();
-  });
-
-  test('one listener per database: a live claim is refused, a dead one taken over', () => {
-    const db = freshDb();
-    const store = new JobStore(db.connection);
-    store.setFact('listener', JSON.stringify({ pid: process.ppid, host: os.hostname(), startedAt: 0, heartbeatAt: Date.now() / 1000 }));
-    const refused = store.claimListener(90_000);
-    assert.equal(refused.ok, false);
-    // A claim whose process is gone (a listener killed with SIGKILL) is taken over.
-    store.setFact('listener', JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), startedAt: 0, heartbeatAt: Date.now() / 1000 }));
-    assert.equal(store.claimListener(90_000).ok, true);
-    assert.equal(store.listener()?.pid, process.pid);
-    store.releaseListener();
-    assert.equal(store.listener(), null);
     db.close();
   });
 });

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
 import { openDatabase } from '../../db/database.js';
 import { JobStore } from '../../scheduler/job-store.js';
+import { describeClaim, ListenerLock, recordedClaim } from '../../scheduler/listener-claim.js';
 import { programStatus, restartProgram, shutdownSupervisord } from '../../supervisor/control.js';
 import { CliError } from '../errors.js';
 import { addListenerOptions, formatStatus, startDaemon, type ListenOptions } from './listen.js';
@@ -11,14 +12,17 @@ import { programName } from '../../program-name.js';
 /** supervisorctl's exit code for a program that is not running. */
 const NOT_RUNNING_EXIT = 3;
 
-/** What the backend has on its plate, from its tables in runs.sqlite. */
+/** What the backend has on its plate, from its tables in runs.sqlite (read only), and who holds the listener lock. */
 function queueSummary(dir: DatabaseDir): string {
-  const db = openDatabase(dir);
+  const db = openDatabase(dir, { readonly: true });
   try {
+    if (!JobStore.existsIn(db.connection)) return 'runs: none taken by a backend yet';
     const store = new JobStore(db.connection);
     const c = store.counts();
-    const listener = store.listener();
-    const who = listener ? `; listener pid ${listener.pid} on ${listener.host}, heartbeat ${new Date(listener.heartbeatAt * 1000).toISOString()}` : '';
+    const claim = recordedClaim(store);
+    const who = ListenerLock.isHeld(dir)
+      ? `; listener ${claim ? describeClaim(claim) : 'unknown'}`
+      : '; no backend holds the listener lock';
     return `runs: ${c.running} running, ${c.pending} waiting, ${c.done} done, ${c.failed} failed${who}`;
   } finally {
     db.close();

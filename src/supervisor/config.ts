@@ -1,14 +1,18 @@
 /**
  * supervisord.conf for one database directory (contract section 7, docs/operations.md):
  * program `damnit` runs the backend in the directory, restarted whenever it dies; supervisord
- * listens for supervisorctl over HTTP on a free local port with random credentials, and the
- * file holding them is readable by its owner only.
+ * listens for supervisorctl over HTTP on a free port of every interface, with random
+ * credentials, so that `supervisorctl -c supervisord.conf` works on any host that reads the
+ * file (the seed's promise). The file is readable and writable by those who may write the
+ * directory (the team, sharing.ts) and by nobody else: it is what lets one control the backend.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import type { DatabaseDir } from '../database-dir.js';
+import { directoryModes, shareOwnedPath } from '../sharing.js';
 
 /** The program name users give supervisorctl. */
 export const PROGRAM_NAME = 'damnit';
@@ -16,7 +20,7 @@ export const PROGRAM_NAME = 'damnit';
 export interface SupervisordConfigOptions {
   /** The backend's command line, program first (an absolute path is safest). */
   command: string[];
-  /** Where supervisord listens for supervisorctl; 127.0.0.1 unless given. */
+  /** Where supervisord listens for supervisorctl; every interface (`*`) unless given. */
   host?: string;
   /** Where the program's stdout and stderr go; amore.log unless given. */
   programLog?: string;
@@ -24,7 +28,9 @@ export interface SupervisordConfigOptions {
 
 export interface SupervisordConfig {
   path: string;
+  /** Where supervisorctl finds supervisord: this host's name and the port, for every host of the team. */
   serverUrl: string;
+  port: number;
   username: string;
   password: string;
   pidFile: string;
@@ -47,6 +53,14 @@ function configValue(text: string, what: string): string {
   // Supervisor replaces this text wherever it appears, even after a doubled %.
   if (escaped.includes('%(here)s')) throw new Error(`cannot put ${what} in supervisord.conf: it contains '%(here)s'`);
   return escaped;
+}
+
+/**
+ * A program's log file name is %-expanded twice by supervisor (once when read, once more as a
+ * log file name), so its `%` is doubled twice.
+ */
+function configLogPath(p: string): string {
+  return configPath(p).replaceAll('%', '%%');
 }
 
 /** A path cannot be quoted in supervisord.conf, so it must survive configparser as it is. */
@@ -96,32 +110,41 @@ async function freePort(host: string): Promise<number> {
   return port;
 }
 
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
 /**
  * Writes supervisord.conf in the database directory, replacing any earlier one in one step (a
- * new port and new credentials each time), readable and writable by its owner only.
+ * new port and new credentials each time), readable and writable by the team only.
  */
 export async function writeSupervisordConfig(
   dbDir: DatabaseDir,
   options: SupervisordConfigOptions,
 ): Promise<SupervisordConfig> {
-  const host = options.host ?? '127.0.0.1';
-  const port = await freePort(host);
+  // Checked before anything else, so that a path supervisor cannot take is the error given.
+  const directory = configPath(dbDir.root);
+  const host = options.host ?? '*';
+  const everywhere = host === '*';
+  const port = await freePort(everywhere ? '0.0.0.0' : host);
   const username = randomBytes(16).toString('hex');
   const password = randomBytes(32).toString('hex');
-  const serverUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const serverUrl = `http://${urlHost(everywhere ? os.hostname() : host)}:${port}`;
   const pidFile = supervisordPidFile(dbDir);
+  const modes = directoryModes(dbDir.root);
 
   const text = `; Written by damnit-ts for the backend of this database directory. It holds the
-; credentials that control the backend: keep it readable by its owner only.
-; Use: supervisorctl -c supervisord.conf status|restart|stop|start ${PROGRAM_NAME}
+; credentials that control the backend: readable by those who may write this directory only.
+; Use, on any host: supervisorctl -c supervisord.conf status|restart|stop|start ${PROGRAM_NAME}
 
 [supervisord]
 logfile=${configPath(dbDir.supervisordLog)}
 pidfile=${configPath(pidFile)}
 nodaemon=false
+umask=${modes.umask.toString(8).padStart(3, '0')}
 
 [inet_http_server]
-port=${host}:${port}
+port=${urlHost(host)}:${port}
 username=${username}
 password=${password}
 
@@ -135,13 +158,13 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 
 [program:${PROGRAM_NAME}]
 command=${supervisorCommandLine(options.command)}
-directory=${configPath(dbDir.root)}
+directory=${directory}
 autostart=true
 autorestart=true
 stopasgroup=true
 killasgroup=true
 redirect_stderr=true
-stdout_logfile=${configPath(options.programLog ?? dbDir.logFile)}
+stdout_logfile=${configLogPath(options.programLog ?? dbDir.logFile)}
 stdout_logfile_maxbytes=0
 stdout_logfile_backups=0
 `;
@@ -150,7 +173,8 @@ stdout_logfile_backups=0
   const partial = `${target}.${process.pid}.tmp`;
   await rm(partial, { force: true });
   try {
-    // Created 0600, so the credentials are never readable by others, not even for a moment.
+    // Created 0600, so the credentials are never readable by others, not even for a moment;
+    // then opened to the team before it takes the place of the old one.
     const file = await open(partial, 'wx', 0o600);
     try {
       await file.writeFile(text);
@@ -158,11 +182,11 @@ stdout_logfile_backups=0
     } finally {
       await file.close();
     }
-    await chmod(partial, 0o600);
+    shareOwnedPath(partial, 'private', modes);
     await rename(partial, target);
   } catch (err) {
     await rm(partial, { force: true });
     throw err;
   }
-  return { path: target, serverUrl, username, password, pidFile };
+  return { path: target, serverUrl, port, username, password, pidFile };
 }

@@ -3,12 +3,14 @@
  * commands a user types: `supervisord -c supervisord.conf` and `supervisorctl -c
  * supervisord.conf ...` (docs/operations.md).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { constants, existsSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
 import { PROGRAM_NAME, supervisordPidFile, writeSupervisordConfig, type SupervisordConfigOptions } from './config.js';
 import { processAlive } from '../processes.js';
+import { mayAccess } from '../sharing.js';
 
 export class SupervisorError extends Error {
   constructor(message: string) {
@@ -77,10 +79,31 @@ async function runSupervisorCommand(command: string, args: string[], opts: Contr
 }
 
 function requireConfig(dbDir: DatabaseDir): string {
-  if (!existsSync(dbDir.supervisordConfig)) {
+  const config = dbDir.supervisordConfig;
+  if (!existsSync(config)) {
     throw new SupervisorError(`no supervisord.conf in ${dbDir.root}: the backend has not been set up to run under Supervisor here`);
   }
-  return dbDir.supervisordConfig;
+  if (!mayAccess(config, constants.R_OK)) {
+    const mode = (statSync(config).mode & 0o777).toString(8).padStart(4, '0');
+    const older = mode === '0600'
+      ? '; it was written by an older version for its owner alone: the next amore-proto command its owner runs here shares it with the team'
+      : '; only those who may write this directory can control the backend';
+    throw new SupervisorError(`cannot read ${config} (mode ${mode})${older}`);
+  }
+  return config;
+}
+
+/**
+ * supervisorctl's arguments for a database directory: its supervisord.conf, and on the host
+ * supervisord runs on, the loopback address, which always reaches it (the file names the host,
+ * for the team's other hosts).
+ */
+function supervisorctlArgs(dbDir: DatabaseDir): string[] {
+  const config = requireConfig(dbDir);
+  const server = /^\[supervisorctl\][^[]*?^serverurl=http:\/\/([^:/\]]+|\[[^\]]+\]):(\d+)\s*$/m.exec(readFileSync(config, 'utf8'));
+  const [, host, port] = server ?? [];
+  const local = host !== undefined && [os.hostname(), 'localhost', '127.0.0.1'].includes(host);
+  return local ? ['-c', config, '-s', `http://127.0.0.1:${port}`] : ['-c', config];
 }
 
 function oneLine(text: string): string {
@@ -99,7 +122,7 @@ export function parseStatus(output: string): BackendStatus | null {
 
 /** The program's state as supervisorctl reports it, or that no supervisord answers. */
 export async function programStatus(dbDir: DatabaseDir, opts: ControlOptions = {}): Promise<BackendStatus> {
-  const result = await runSupervisorCommand('supervisorctl', ['-c', requireConfig(dbDir), 'status', PROGRAM_NAME], opts);
+  const result = await runSupervisorCommand('supervisorctl', [...supervisorctlArgs(dbDir), 'status', PROGRAM_NAME], opts);
   const status = parseStatus(result.output);
   if (status) return status;
   if (/refused connection|no such file|connection refused/i.test(result.output)) return { supervisord: 'not-running' };
@@ -150,7 +173,7 @@ export async function startSupervisord(dbDir: DatabaseDir, opts: ControlOptions 
 
 /** `supervisorctl restart damnit`: stops the program (its whole process group) and starts it again. */
 export async function restartProgram(dbDir: DatabaseDir, opts: ControlOptions = {}): Promise<BackendStatus> {
-  const result = await runSupervisorCommand('supervisorctl', ['-c', requireConfig(dbDir), 'restart', PROGRAM_NAME], opts);
+  const result = await runSupervisorCommand('supervisorctl', [...supervisorctlArgs(dbDir), 'restart', PROGRAM_NAME], opts);
   if (/refused connection|no such file/i.test(result.output)) {
     throw new SupervisorError(`cannot restart the backend: supervisord is not running for ${dbDir.root}`);
   }
@@ -183,7 +206,7 @@ export async function ensureBackendRunning(
     : null;
   if (current?.supervisord === 'running') {
     if (current.state === 'RUNNING' || PASSING_STATES.includes(current.state)) return settledStatus(dbDir, options);
-    const result = await runSupervisorCommand('supervisorctl', ['-c', dbDir.supervisordConfig, 'start', PROGRAM_NAME], options);
+    const result = await runSupervisorCommand('supervisorctl', [...supervisorctlArgs(dbDir), 'start', PROGRAM_NAME], options);
     if (result.exitCode !== 0 && !/already started/.test(result.output)) {
       throw new SupervisorError(`supervisorctl start ${PROGRAM_NAME} failed: ${oneLine(result.output)}`);
     }
@@ -201,10 +224,9 @@ export async function ensureBackendRunning(
 
 /** `supervisorctl shutdown`: stops the program, then supervisord; resolves once supervisord has exited. */
 export async function shutdownSupervisord(dbDir: DatabaseDir, opts: ControlOptions = {}): Promise<void> {
-  const config = requireConfig(dbDir);
   if ((await programStatus(dbDir, opts)).supervisord === 'not-running') return;
   const pidText = existsSync(supervisordPidFile(dbDir)) ? readFileSync(supervisordPidFile(dbDir), 'utf8').trim() : '';
-  const result = await runSupervisorCommand('supervisorctl', ['-c', config, 'shutdown'], opts);
+  const result = await runSupervisorCommand('supervisorctl', [...supervisorctlArgs(dbDir), 'shutdown'], opts);
   if (result.exitCode !== 0) {
     throw new SupervisorError(`supervisorctl shutdown failed (exit ${result.exitCode}): ${oneLine(result.output)}`);
   }

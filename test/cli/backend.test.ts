@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { DatabaseDir } from '../../src/database-dir.js';
 import { shutdownSupervisord } from '../../src/supervisor/control.js';
 import { makeTempDir, runCli } from '../helpers/cli.js';
+import { supervisorctl } from '../helpers/supervisor.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { makeSampleProposal } from '../helpers/python.js';
 import { eventually, jobRows, makeDatabase, readLog, values } from '../listener/helpers.js';
@@ -14,14 +15,9 @@ import { processAlive } from '../../src/processes.js';
 const tmp = makeTempDir('damnit-backend-');
 after(() => tmp.cleanup());
 
-async function supervisorctl(db: string, ...args: string[]): Promise<{ code: number; out: string }> {
-  const res = await execa('supervisorctl', ['-c', 'supervisord.conf', ...args], { cwd: db, reject: false });
-  return { code: res.exitCode ?? -1, out: `${res.stdout}${res.stderr}` };
-}
-
 /** The backend's pid while Supervisor reports it RUNNING. */
 async function runningPid(db: string): Promise<number | undefined> {
-  const { out } = await supervisorctl(db, 'status', 'damnit');
+  const { out } = await supervisorctl(db, ['status', 'damnit']);
   const match = /^damnit\s+RUNNING\s+pid (\d+)/m.exec(out);
   return match ? Number(match[1]) : undefined;
 }
@@ -109,7 +105,7 @@ def value(run, n: "meta#run_number"):
     const middle = await runningPid(db);
     assert.ok(middle && middle !== before);
 
-    const byHand = await supervisorctl(db, 'restart', 'damnit');
+    const byHand = await supervisorctl(db, ['restart', 'damnit']);
     assert.equal(byHand.code, 0, byHand.out);
     assert.match(byHand.out, /damnit: stopped\ndamnit: started/);
 
@@ -138,6 +134,24 @@ def value(run, n: "meta#run_number"):
     assert.equal(started.code, 0, started.stderr);
     await makeSampleProposal(root, ['--runs', '1', '--first-run', '4', '--trains', '3']);
     await eventually('run 4 recorded', () => values(db).get('r4.value') === 40);
+  });
+});
+
+describe('the backend of a database whose path holds a %', () => {
+  const root = path.join(tmp.dir, '100% proposal');
+  let db: string;
+  after(async () => {
+    if (db) await shutdownSupervisord(new DatabaseDir(db)).catch(() => undefined);
+  });
+
+  test('listen --daemonize starts it; its runs are processed and logged', async () => {
+    db = await makeDatabase(root, 'from damnit_ctx import Variable\n\n@Variable(title="V")\ndef v(run):\n    return 1\n');
+    const res = await runCli(['listen', '--daemonize', '--settle', '0.3', '--rescan', '0.2'], { cwd: db });
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /^damnit: RUNNING/m);
+    await makeSampleProposal(root, ['--runs', '1', '--trains', '3']);
+    await eventually('run 1 recorded', () => values(db).get('r1.v') === 1);
+    assert.match(readLog(db), / INFO  r1 raw: done in /);
   });
 });
 

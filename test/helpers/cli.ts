@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { CLI_PATH } from './paths.js';
+import { commandAs } from './users.js';
 
 export interface CliResult {
   code: number;
@@ -12,13 +13,14 @@ export interface CliResult {
 
 /**
  * Runs the built CLI as a user would, in `cwd`, and never throws on a non-zero exit. `entry`
- * runs it through another path, e.g. a link named as it is installed (`cliLinks`).
+ * runs it through another path, e.g. a link named as it is installed (`cliLinks`); `as` runs it
+ * as another Unix user (test/helpers/users.ts).
  */
 export async function runCli(
   args: string[],
-  opts: { cwd: string; env?: Record<string, string>; input?: string; timeoutMs?: number; entry?: string },
+  opts: { cwd: string; env?: Record<string, string>; input?: string; timeoutMs?: number; entry?: string; as?: string },
 ): Promise<CliResult> {
-  const result = await execa(process.execPath, [opts.entry ?? CLI_PATH, ...args], {
+  const result = await execa(...commandAs(opts.as, [process.execPath, opts.entry ?? CLI_PATH, ...args]), {
     cwd: opts.cwd,
     env: { NO_COLOR: '1', ...opts.env },
     input: opts.input ?? '',

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -59,6 +60,7 @@ print(json.dumps({
     'logfile': options.logfile,
     'pidfile': options.pidfile,
     'nodaemon': options.nodaemon,
+    'umask': oct(options.umask),
     'server': {'host': server['host'], 'port': server['port'], 'username': server['username'], 'password': server['password']},
 }))
 `;
@@ -94,8 +96,22 @@ describe('supervisord.conf', () => {
       logfile: db.supervisordLog,
       pidfile: path.join(db.root, 'supervisord.pid'),
       nodaemon: false,
-      server: { host: '127.0.0.1', port: Number(new URL(written.serverUrl).port), username: written.username, password: written.password },
+      // A temporary directory is its owner's alone: so is what supervisord writes there.
+      umask: '0o77',
+      // Every interface, for supervisorctl on the team's other hosts.
+      server: { host: '', port: written.port, username: written.username, password: written.password },
     });
+  });
+
+  test('a directory with % in its path: every path reads back exactly', async () => {
+    const awkward = new DatabaseDir(path.join(temp.dir, '100% beam'));
+    mkdirSync(awkward.root);
+    const written = await writeSupervisordConfig(awkward, { command: ['/bin/true'] });
+    const read = await readWithSupervisor(written.path);
+    assert.equal(read.directory, awkward.root);
+    assert.equal(read.stdout_logfile, awkward.logFile);
+    assert.equal(read.logfile, awkward.supervisordLog);
+    assert.equal(read.pidfile, path.join(awkward.root, 'supervisord.pid'));
   });
 
   test('the command stays on one line', async () => {
@@ -108,11 +124,22 @@ describe('supervisord.conf', () => {
   test('supervisorctl is pointed at the same address and credentials', async () => {
     const written = await writeSupervisordConfig(db, { command: ['/bin/true'] });
     const text = readFileSync(written.path, 'utf8');
-    assert.match(written.serverUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    // This host's name: the address other hosts of the team reach it at.
+    assert.equal(written.serverUrl, `http://${os.hostname()}:${written.port}`);
     assert.ok(text.includes(`serverurl=${written.serverUrl}\n`));
     assert.equal(text.split(`username=${written.username}\n`).length, 3, 'server and client share the username');
     assert.equal(text.split(`password=${written.password}\n`).length, 3, 'server and client share the password');
     assert.match(text, /\[rpcinterface:supervisor\]\nsupervisor\.rpcinterface_factory = supervisor\.rpcinterface:make_main_rpcinterface/);
+  });
+
+  test('in a directory shared with a group, the file is for the group too, and nobody else', async () => {
+    const shared = new DatabaseDir(path.join(temp.dir, 'team'));
+    mkdirSync(shared.root);
+    chmodSync(shared.root, 0o2775);
+    const written = await writeSupervisordConfig(shared, { command: ['/bin/true'] });
+    assert.equal(statSync(written.path).mode & 0o777, 0o660);
+    assert.equal(statSync(written.path).gid, statSync(shared.root).gid);
+    assert.equal(((await readWithSupervisor(written.path)) as { umask: string }).umask, '0o2');
   });
 
   test('credentials and port are random, and the file is readable by its owner only, even when replacing a wider one', async () => {
@@ -133,6 +160,7 @@ describe('supervisord.conf', () => {
     await assert.rejects(writeSupervisordConfig(db, { command: ['/bin/echo', 'two\nlines'] }), /line break/);
     await assert.rejects(writeSupervisordConfig(db, { command: [] }), /needs a command/);
     const awkward = new DatabaseDir(path.join(temp.dir, 'a ;b'));
+    mkdirSync(awkward.root);
     await assert.rejects(writeSupervisordConfig(awkward, { command: ['/bin/true'] }), /start of a comment/);
   });
 

@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
 import { openDatabase } from '../../db/database.js';
 import { JobStore } from '../../scheduler/job-store.js';
 import { describeClaim, ListenerLock, recordedClaim } from '../../scheduler/listener-claim.js';
+import { mayAccess } from '../../sharing.js';
 import { programStatus, restartProgram, shutdownSupervisord } from '../../supervisor/control.js';
 import { CliError } from '../errors.js';
 import { addListenerOptions, formatStatus, startDaemon, type ListenOptions } from './listen.js';
@@ -82,6 +83,10 @@ export function register(program: Command): void {
       if (!existsSync(dir.supervisordConfig)) {
         console.log('damnit: not set up to run under Supervisor here (no supervisord.conf)');
         process.exitCode = NOT_RUNNING_EXIT;
+      } else if (!mayAccess(dir.supervisordConfig, constants.R_OK)) {
+        // Not one of the team: what runs.sqlite and the listener lock say is for everyone who reads here.
+        console.log('damnit: supervisord.conf is readable by the team only (those who may write this directory)');
+        if (!ListenerLock.isHeld(dir)) process.exitCode = NOT_RUNNING_EXIT;
       } else {
         const status = await programStatus(dir);
         console.log(formatStatus(status));

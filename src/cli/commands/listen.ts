@@ -10,6 +10,7 @@ import { StdinSource } from '../../listener/stdin-source.js';
 import { createBackendLogger, LOG_FORMATS, type LogFormat } from '../../log.js';
 import { proposalPath } from '../../runs/proposal-path.js';
 import type { JobStore } from '../../scheduler/job-store.js';
+import { prepareToWrite } from '../../sharing.js';
 import { ensureBackendRunning, type BackendStatus } from '../../supervisor/control.js';
 import { UsageError } from '../errors.js';
 
@@ -73,6 +74,8 @@ export function formatStatus(status: BackendStatus): string {
 /** Starts the backend under Supervisor (writing supervisord.conf when it must), and says how it went. */
 export async function startDaemon(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Promise<BackendStatus> {
   validateListenOptions(opts);
+  // supervisord and the backend it starts write here, with this directory's modes.
+  prepareToWrite(dir);
   const status = await ensureBackendRunning(dir, { command: listenerCommandLine(opts, debug) });
   console.log(formatStatus(status));
   if (status.supervisord !== 'running' || status.state !== 'RUNNING') {

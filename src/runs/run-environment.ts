@@ -5,13 +5,21 @@ import type { DamnitDb } from '../db/database.js';
 import type { RunEnvironment } from '../executors/executor.js';
 import { proposalPath } from './proposal-path.js';
 
-/** Reads the settings that running a context depends on, and probes the interpreter once. */
-export async function loadRunEnvironment(dir: DatabaseDir, db: DamnitDb): Promise<RunEnvironment> {
+/**
+ * Reads the settings that running a context depends on, and probes the interpreter once. The
+ * runs' data is that of the database's proposal unless `proposalPath` says otherwise.
+ */
+export async function loadRunEnvironment(
+  dir: DatabaseDir,
+  db: DamnitDb,
+  opts: { proposalPath?: string } = {},
+): Promise<RunEnvironment> {
+  const root = opts.proposalPath ?? proposalPath(dir, db);
   const python = await requireContextPython(db.metameta.get('context_python'));
   return {
     dir,
     python: python.python,
-    proposalPath: proposalPath(dir, db),
+    proposalPath: root,
     timeoutMs: numberSetting(db.metameta, 'run_timeout') * 1000,
     mymdcSource: stringSetting(db.metameta, 'mymdc_source'),
   };

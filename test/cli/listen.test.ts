@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
-import { CLI_PATH, FIXTURES_DIR } from '../helpers/paths.js';
+import { CLI_PATH, FIXTURES_DIR, TEST_PYTHON } from '../helpers/paths.js';
+import { makeSampleProposal } from '../helpers/python.js';
 import { makeTempDir, runCli } from '../helpers/cli.js';
 import { eventually, jobRows, makeDatabase, readLog, runLines, values } from '../listener/helpers.js';
 
@@ -188,5 +189,28 @@ def proc_value(run, n: "meta#run_number"):
     await first;
     const next = await runCli(['listen', '--test'], { cwd: db, input: '', timeoutMs: 60_000 });
     assert.equal(next.code, 0, next.stderr);
+  });
+
+  test('a database outside <proposal>/usr/Shared/amore: one message naming proposal_path, then it works once set', async () => {
+    const root = path.join(tmp.dir, 'elsewhere');
+    await makeSampleProposal(path.join(root, 'proposal'), ['--runs', '1', '--trains', '3']);
+    const db = path.join(root, 'db');
+    mkdirSync(db);
+    writeFileSync(path.join(db, 'context.py'), 'from damnit_ctx import Variable\n\n@Variable(title="N")\ndef n(run):\n    return len(run.train_ids)\n');
+    const env = { XFEL_DATA_ROOT: path.join(root, 'no-facility-here') };
+    for (const args of [['proposal', '1234'], ['db-config', 'context_python', TEST_PYTHON]]) {
+      assert.equal((await runCli(args, { cwd: db })).code, 0);
+    }
+    const res = await runCli(['listen'], { cwd: db, env, timeoutMs: 30_000 });
+    assert.equal(res.code, 1, res.stderr);
+    assert.equal(
+      res.stderr,
+      `Error: cannot tell where this proposal's data is: ${db} is not <proposal>/usr/Shared/amore, and there is no ` +
+        `p001234 under ${env.XFEL_DATA_ROOT}/*/*/; set it with 'amore-proto db-config proposal_path /path/to/proposal'\n`,
+    );
+    assert.equal((await runCli(['db-config', 'proposal_path', path.join(root, 'proposal')], { cwd: db })).code, 0);
+    const listened = await runCli(['listen', '--test'], { cwd: db, env, input: '1234 1 raw\n' });
+    assert.equal(listened.code, 0, listened.stderr);
+    assert.equal(values(db).get('r1.n'), 3);
   });
 });

@@ -85,7 +85,7 @@ export async function startDaemon(dir: DatabaseDir, opts: ListenOptions, debug: 
   return status;
 }
 
-function buildSources(opts: ListenOptions, root: string, ctx: { proposal: number; store: JobStore; dbId: string }): EventSource[] {
+function buildSources(opts: ListenOptions, ctx: { proposal: number; proposalRoot: string; store: JobStore; dbId: string }): EventSource[] {
   if (opts.test) return [new StdinSource(process.stdin)];
   if (opts.source === 'kafka') {
     const profile = KAFKA_PROFILES[defaultKafkaProfile()];
@@ -97,7 +97,7 @@ function buildSources(opts: ListenOptions, root: string, ctx: { proposal: number
   return [
     new FileSystemSource({
       proposal,
-      proposalRoot: root,
+      proposalRoot: ctx.proposalRoot,
       settleMs: seconds(opts.settle, '--settle') * 1000,
       rescanMs: Math.max(0.05, seconds(opts.rescan, '--rescan')) * 1000,
       known: (run, kind) => store.has(proposal, run, kind),
@@ -134,6 +134,13 @@ export function register(program: Command): void {
 /** The backend in this process, until a signal (or, with --test, the end of the input). */
 async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Promise<void> {
   const db = openDatabase(dir);
+  try {
+    // Said once, before anything starts: without its data the backend has nothing to watch.
+    proposalPath(dir, db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   // Under Supervisor, standard output already goes to amore.log: no second copy there.
   const echo = process.env.SUPERVISOR_ENABLED ? undefined : process.stderr;
   const { logger, close } = createBackendLogger({ file: dir.logFile, format: opts.logFormat, echo, level: debug ? 'debug' : 'info' });
@@ -143,7 +150,7 @@ async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Pr
       dir,
       db,
       logger,
-      sources: (ctx) => buildSources(opts, proposalPath(dir, db), ctx),
+      sources: (ctx) => buildSources(opts, ctx),
     });
   } catch (err) {
     logger.error(`the backend could not start: ${(err as Error).message}`);

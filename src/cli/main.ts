@@ -22,7 +22,22 @@ function deprecationNote(): void {
   process.stderr.write(`${color ? styleText('yellow', note) : note}\n`);
 }
 
+/**
+ * A reader that went away (`damnit db-config -h | head`) ends the command quietly, as it
+ * ends `cat`: exit 0 when standard output is closed, and nothing more said on a closed stderr.
+ */
+function endQuietlyOnClosedPipes(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  endQuietlyOnClosedPipes();
   if (invokedByDeprecatedName()) deprecationNote();
   const { program, usageError } = buildProgram();
   try {

@@ -2,7 +2,7 @@
  * Reading a context file's variables: the shim imports context.py in the user's interpreter and
  * reports each variable, running none of them.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { DatabaseDir } from '../database-dir.js';
 import type { ContextMessage, LoadProblem } from './protocol.js';
@@ -38,12 +38,14 @@ export async function describeContext(
   opts: DescribeOptions,
 ): Promise<DescribeResult> {
   const file = dbDir.contextFile;
-  if (!existsSync(file)) {
-    return {
-      ok: false,
-      problems: [{ kind: 'missing', message: `no ${path.basename(file)} in ${dbDir.root}`, file, line: null, column: null }],
-      traceback: null,
-    };
+  const missing = (message: string): DescribeResult => ({
+    ok: false,
+    problems: [{ kind: 'missing', message, file, line: null, column: null }],
+    traceback: null,
+  });
+  if (!existsSync(file)) return missing(`no ${path.basename(file)} in ${dbDir.root}`);
+  if (!statSync(file).isFile()) {
+    return missing(`${file} is not a file (a directory?): the context must be a Python file of that name`);
   }
   const shim = startShim({
     python,

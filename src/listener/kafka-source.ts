@@ -13,6 +13,7 @@ import os from 'node:os';
 import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs';
 import { z } from 'zod';
 import type { EventKind, EventSink, EventSource, SourceNotice } from './events.js';
+import { excerpt } from '../text.js';
 
 export const KAFKA_SOURCE = 'kafka';
 
@@ -112,12 +113,12 @@ export class KafkaSource implements EventSource {
     const event = (json as { event?: unknown } | null)?.event;
     const kind = typeof event === 'string' ? (this.opts.profile.events as Record<string, EventKind>)[event] : undefined;
     if (kind === undefined) {
-      notice('debug', `Kafka message ${where}: event ${JSON.stringify(event)} is not one we act on`);
+      notice('debug', `Kafka message ${where}: event ${excerpt(String(JSON.stringify(event)))} is not one we act on`);
       return;
     }
     const parsed = RunMessage.safeParse(json);
     if (!parsed.success) {
-      notice('warn', `Kafka message ${where} (${String(event)}) has no usable proposal and run: skipped`);
+      notice('warn', `Kafka message ${where} (${excerpt(String(event))}) has no usable proposal and run: skipped`);
       return;
     }
     const timestamp = Number(message.timestamp);

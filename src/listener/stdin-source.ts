@@ -9,6 +9,7 @@
  */
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { excerpt } from '../text.js';
 import { nowSeconds, type EventKind, type EventSink, type EventSource, type RunEvent, type SourceNotice } from './events.js';
 
 export const STDIN_SOURCE = 'stdin';
@@ -17,13 +18,13 @@ export const STDIN_SOURCE = 'stdin';
 export function parseTestLine(line: string, time: number = nowSeconds()): RunEvent[] | { problem: string } {
   const words = line.trim().split(/\s+/);
   if (words.length < 2 || words.length > 3) {
-    return { problem: `expected '<proposal> <run> [raw|proc|all]', got '${line.trim()}'` };
+    return { problem: `expected '<proposal> <run> [raw|proc|all]', got '${excerpt(line.trim())}'` };
   }
   const [proposalText = '', runText = '', dataText = 'all'] = words;
-  if (!/^\d+$/.test(proposalText)) return { problem: `proposal must be an integer, got '${proposalText}'` };
-  if (!/^\d+$/.test(runText)) return { problem: `run must be an integer, got '${runText}'` };
+  if (!/^\d+$/.test(proposalText)) return { problem: `proposal must be an integer, got '${excerpt(proposalText)}'` };
+  if (!/^\d+$/.test(runText)) return { problem: `run must be an integer, got '${excerpt(runText)}'` };
   if (dataText !== 'raw' && dataText !== 'proc' && dataText !== 'all') {
-    return { problem: `data must be raw, proc or all, got '${dataText}'` };
+    return { problem: `data must be raw, proc or all, got '${excerpt(dataText)}'` };
   }
   const kinds: EventKind[] = dataText === 'all' ? ['raw', 'proc'] : [dataText];
   return kinds.map((kind) => ({ proposal: Number(proposalText), run: Number(runText), kind, source: STDIN_SOURCE, time }));
@@ -54,7 +55,7 @@ export class StdinSource implements EventSource {
       try {
         for (const event of parsed) sink(event);
       } catch (err) {
-        notice('error', `could not take the event of line '${line.trim()}': ${(err as Error).message}`);
+        notice('error', `could not take the event of line '${excerpt(line.trim())}': ${(err as Error).message}`);
       }
     });
     reader.on('close', () => this.finish());

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { makeTempDir, runCli } from '../helpers/cli.js';
+import { CLI_PATH } from '../helpers/paths.js';
 import { inspect } from '../db/fixtures.js';
 
 describe('amore-proto db-config', () => {
@@ -120,5 +122,18 @@ describe('amore-proto db-config', () => {
     const res = await run('a', 'b', 'c');
     assert.equal(res.code, 2);
     assert.equal(res.stderr, 'usage: amore-proto db-config [options] [key] [value]\namore-proto db-config: error: unrecognized arguments: c\n');
+  });
+
+  it('a reader that goes away ends it quietly, as it ends cat: exit 0, nothing on stderr', async () => {
+    // `true` exits without reading: every write finds the pipe closed (EPIPE).
+    for (const command of ['db-config -h', 'db-config', 'table', '--help']) {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const res = await execa('bash', ['-c', `"${process.execPath}" "${CLI_PATH}" ${command} | true; echo "exit=\${PIPESTATUS[0]}"`], {
+          cwd: tmp.dir,
+        });
+        assert.equal(res.stdout, 'exit=0', `${command}: ${res.stderr}`);
+        assert.equal(res.stderr, '', command);
+      }
+    }
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -212,5 +212,16 @@ def proc_value(run, n: "meta#run_number"):
     const listened = await runCli(['listen', '--test'], { cwd: db, env, input: '1234 1 raw\n' });
     assert.equal(listened.code, 0, listened.stderr);
     assert.equal(values(db).get('r1.n'), 3);
+  });
+
+  test('a 1 MB line of bad input costs one short line in amore.log', async () => {
+    const db = await makeDatabase(path.join(tmp.dir, 'long-line'), 'from damnit_ctx import Variable\n');
+    const junk = `${'x'.repeat(1_000_000)} 1 raw`;
+    const res = await runCli(['listen', '--test'], { cwd: db, input: `${junk}\n` });
+    assert.equal(res.code, 0, res.stderr);
+    const line = readLog(db).split('\n').find((l) => l.includes('ignored input line'));
+    assert.ok(line, readLog(db).slice(0, 2000));
+    assert.match(line, /: proposal must be an integer, got 'x{200}\.\.\. \(999800 more characters\)'$/);
+    assert.ok(statSync(path.join(db, 'amore.log')).size < 10_000);
   });
 });

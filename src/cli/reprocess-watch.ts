@@ -5,6 +5,8 @@
  */
 import { styleText } from 'node:util';
 import type { DamnitDb } from '../db/database.js';
+import { DatabaseBusyError } from '../db/errors.js';
+import type { DatabasePatience } from '../db/patience.js';
 import type { RunEnvironment } from '../executors/executor.js';
 import { PtyExecutor } from '../executors/pty.js';
 import { processRun, type ProcessedRun } from '../runs/process-run.js';
@@ -12,6 +14,8 @@ import { describeRun, type RunRequest } from '../runs/run-request.js';
 
 export interface WatchOptions {
   db: DamnitDb;
+  /** Waits for a database another process holds locked. */
+  patience?: DatabasePatience;
   env: RunEnvironment;
   debug: boolean;
   /** Summary of a successful run, e.g. `11 variables, 1 error`. */
@@ -37,7 +41,13 @@ export async function reprocessWatched(reqs: RunRequest[], opts: WatchOptions): 
       const label = describeRun(req);
       out.write(`${colour ? styleText('bold', `--- ${label} ---`) : `--- ${label} ---`}\n`);
       const started = performance.now();
-      const outcome = await processRun(req, { db: opts.db, executor, env: opts.env });
+      const outcome = await processRun(req, { db: opts.db, executor, env: opts.env, patience: opts.patience }).catch(
+        (err: unknown): ProcessedRun => {
+          // The run's file is written; its rows are for the next reprocess, once the lock is gone.
+          if (err instanceof DatabaseBusyError) return { ok: false, reason: `computed, not recorded: ${err.message}` };
+          throw err;
+        },
+      );
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       if (outcome.ok) {
         out.write(`${label}: done in ${seconds} s: ${opts.describeResults(outcome)}\n`);

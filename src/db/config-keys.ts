@@ -22,6 +22,7 @@ export const CONFIG_KEYS = [
   { name: 'concurrent_jobs', description: 'how many runs are processed at once', default: 15 },
   { name: 'slurm_time', description: 'time limit of a Slurm job (--time)', default: '02:00:00' },
   { name: 'run_timeout', description: 'seconds the variables of one run may take before that run is stopped', default: 3600 },
+  { name: 'db_busy_timeout', description: 'seconds a command waits for runs.sqlite while another process holds it locked, before it gives up', default: 300 },
   { name: 'context_load_timeout', description: 'seconds loading context.py may take', default: 60 },
   { name: 'proposal_path', description: 'proposal root directory, overriding the one found by convention (three levels above this directory)', default: null },
   { name: 'mymdc_source', description: 'where mymdc# annotations get their values; unset: the facility metadata catalogue', default: null },

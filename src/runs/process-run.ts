@@ -1,7 +1,8 @@
 import type { DamnitDb } from '../db/database.js';
+import type { DatabasePatience } from '../db/patience.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from '../executors/executor.js';
 import { runClusterPart, withClusterPart, type ProcessedRun } from './cluster.js';
-import type { RunRequest } from './run-request.js';
+import { describeRun, type RunRequest } from './run-request.js';
 
 export type { ProcessedRun } from './cluster.js';
 
@@ -13,6 +14,12 @@ export interface ProcessRunDeps {
   env?: RunEnvironment;
   /** Told when a cluster job has been submitted for this run. */
   onClusterJob?: (jobId: string, logPath: string) => void;
+  /**
+   * Waits for a database another process holds locked (db/patience.ts); without it a locked
+   * database fails the record at once. A record that gives up throws DatabaseBusyError, its
+   * HDF5 file written, and is kept for the command to retry at its end.
+   */
+  patience?: DatabasePatience;
 }
 
 /**
@@ -45,7 +52,10 @@ export async function startRun(
   const splitCluster = req.cluster === 'include';
   const outcome = await deps.executor.execute(splitCluster ? { ...req, cluster: 'exclude' } : req, deps.onOutput);
   if (!outcome.ok) return { local: outcome };
-  deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
+  const record = (): void =>
+    deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
+  if (deps.patience) await deps.patience.write(record, describeRun(req));
+  else record();
   if (!splitCluster || outcome.clusterLeftOut.length === 0) return { local: outcome };
   return { local: outcome, rest: runClusterPart(req, deps).then((part) => withClusterPart(outcome, part)) };
 }

@@ -5,9 +5,18 @@ import { describeContext } from '../../context/describe.js';
 import { requireDatabaseDir, CONTEXT_FILE, type DatabaseDir } from '../../database-dir.js';
 import { numberSetting } from '../../db/config-keys.js';
 import { openDatabase, type DamnitDb } from '../../db/database.js';
+import { DatabaseBusyError, DatabaseDamagedError, explainDatabaseError } from '../../db/errors.js';
+import { DatabasePatience } from '../../db/patience.js';
 import { WarmWorkerExecutor } from '../../executors/warm-worker.js';
 import { processRun } from '../../runs/process-run.js';
-import { rawRunDir, runExists } from '../../runs/proposal-path.js';
+import {
+  findFacilityProposal,
+  locateProposal,
+  otherProposalPath,
+  proposalPath,
+  rawRunDir,
+  runExists,
+} from '../../runs/proposal-path.js';
 import { loadRunEnvironment } from '../../runs/run-environment.js';
 import { describeRun, summariseVariables, type RunRequest } from '../../runs/run-request.js';
 import type { RunEnvironment } from '../../executors/executor.js';
@@ -18,6 +27,9 @@ import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cl
 import { reprocessWatched } from '../reprocess-watch.js';
 import { formatProblem } from './read-context.js';
 import { programName } from '../../program-name.js';
+
+/** One try at a locked database blocks this long at most; DatabasePatience waits between tries. */
+const BUSY_TRY_MS = 1_000;
 
 interface ReprocessOptions {
   mock?: boolean;
@@ -51,8 +63,29 @@ function selectRuns(args: string[], proposal: number, db: DamnitDb): { runs: num
   return { runs: [...new Set(args.map(Number))].sort((a, b) => a - b), all: false };
 }
 
+/**
+ * Where the runs' files are: the database's own proposal as configured, another proposal
+ * (`--proposal`) where the facility keeps it. A mock run opens no files, so a proposal that
+ * cannot be found is no obstacle to it.
+ */
+function runDataRoot(dir: DatabaseDir, db: DamnitDb, proposal: number, mock: boolean): string {
+  if (proposal === Number(db.metameta.get('proposal'))) {
+    if (!mock) return proposalPath(dir, db);
+    const located = locateProposal(dir, db);
+    return 'path' in located ? located.path : dir.conventionalProposalPath;
+  }
+  if (!mock) return otherProposalPath(proposal);
+  return findFacilityProposal(proposal) ?? dir.conventionalProposalPath;
+}
+
 /** Loads the context once up front: a file that cannot load fails the command before any run. */
-async function loadContext(dir: DatabaseDir, db: DamnitDb, python: string, debug: boolean): Promise<void> {
+async function loadContext(
+  dir: DatabaseDir,
+  db: DamnitDb,
+  python: string,
+  debug: boolean,
+  patience: DatabasePatience,
+): Promise<void> {
   const result = await describeContext(dir, python, {
     timeoutMs: numberSetting(db.metameta, 'context_load_timeout') * 1000,
     onOutput: (_stream, line) => process.stderr.write(`${line}\n`),
@@ -66,7 +99,7 @@ async function loadContext(dir: DatabaseDir, db: DamnitDb, python: string, debug
   for (const problem of result.context.static_problems) {
     process.stderr.write(`warning: ${formatProblem(problem)}\n`);
   }
-  db.upsertVariables(result.context.variables);
+  await patience.write(() => db.upsertVariables(result.context.variables));
 }
 
 export function register(program: Command): void {
@@ -90,14 +123,19 @@ export function register(program: Command): void {
     .action(async (runArgs: string[], opts: ReprocessOptions, command: Command) => {
       const debug = Boolean(command.optsWithGlobals().debug);
       const dir = requireDatabaseDir();
-      const db = openDatabase(dir);
+      const db = openDatabase(dir, { busyTimeoutMs: BUSY_TRY_MS });
       try {
         const proposal = parseProposal(opts.proposal, db);
         const { runs, all } = selectRuns(runArgs, proposal, db);
-        const env = await loadRunEnvironment(dir, db);
-        await loadContext(dir, db, env.python, debug);
+        const root = runDataRoot(dir, db, proposal, Boolean(opts.mock));
+        const env = await loadRunEnvironment(dir, db, { proposalPath: root });
+        const patience = new DatabasePatience({
+          file: dir.databaseFile,
+          limitMs: numberSetting(db.metameta, 'db_busy_timeout') * 1000,
+          onWait: (message) => process.stderr.write(`${message}\n`),
+        });
+        await loadContext(dir, db, env.python, debug, patience);
 
-        const root = env.proposalPath;
         const missing = opts.mock ? [] : runs.filter((run) => !runExists(root, run));
         const available = runs.filter((run) => !missing.includes(run));
         if (all) {
@@ -117,65 +155,146 @@ export function register(program: Command): void {
         const request = (run: number): RunRequest => ({
           proposal, run, runData: 'all', mock: Boolean(opts.mock), match: opts.match, cluster: 'include',
         });
-        let failed: number;
+        let tally: Tally;
         if (opts.cluster) {
-          failed = await reprocessOnCluster(available.map(request), {
+          const failed = await reprocessOnCluster(available.map(request), {
             db, env, progress, debug,
             maxConcurrent: Math.max(1, numberSetting(db.metameta, 'concurrent_jobs')),
             describeResults: (outcome) => summariseVariables(outcome.variables),
           });
+          tally = { ok: available.length - failed, failed, notRecorded: [], interrupted: null, damaged: null };
         } else if (opts.watch) {
-          failed = await reprocessWatched(available.map(request), {
-            db, env, debug,
+          const failed = await reprocessWatched(available.map(request), {
+            db, env, debug, patience,
             describeResults: (outcome) => summariseVariables(outcome.variables) + clusterNote(outcome),
           });
+          tally = { ok: available.length - failed, failed, notRecorded: [], interrupted: null, damaged: null };
         } else {
-          failed = await reprocessHere(available.map(request), { db, env, progress, debug });
+          tally = await reprocessHere(available.map(request), { db, env, progress, debug, patience });
         }
         progress.close();
-        console.log(`Processed ${plural(available.length, 'run')}: ${available.length - failed} ok, ${failed} failed`);
-        if (failed > 0) process.exitCode = 1;
+        printSummary(available.length, tally, opts);
       } finally {
         db.close();
       }
     });
 }
 
-/** The runs on this machine in warm workers, `concurrent_jobs` at once (capped by the cores); returns how many failed. */
+/** How a command's runs went. */
+interface Tally {
+  ok: number;
+  failed: number;
+  /** Runs computed (their HDF5 files written) whose rows the locked database would not take. */
+  notRecorded: number[];
+  /** The signal that cut the command short, if one did. */
+  interrupted: NodeJS.Signals | null;
+  /** A damaged database ends the command, after its summary. */
+  damaged: DatabaseDamagedError | null;
+}
+
+/** A word as a shell reads it back. */
+function shellWord(word: string): string {
+  return /^[\w.,:+=@%/-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** The closing lines: always printed, also after Ctrl-C or a database that stayed locked. */
+function printSummary(total: number, tally: Tally, opts: ReprocessOptions): void {
+  const { ok, failed, notRecorded, interrupted } = tally;
+  const left = total - ok - failed;
+  const cut = interrupted ? `; interrupted by ${interrupted}${left > 0 ? `, ${left} not processed` : ''}` : '';
+  console.log(`Processed ${plural(total, 'run')}: ${ok} ok, ${failed} failed${cut}`);
+  if (notRecorded.length > 0) {
+    const again = ['amore-proto', 'reprocess', ...notRecorded.map(String)];
+    if (opts.proposal !== undefined) again.push('--proposal', opts.proposal);
+    for (const match of opts.match) again.push('--match', match);
+    process.stderr.write(
+      `${plural(notRecorded.length, 'run')} computed but not recorded in runs.sqlite, which stayed locked ` +
+        `(their values are in extracted_data/): run '${again.map(shellWord).join(' ')}' once it is free\n`,
+    );
+  }
+  if (tally.damaged) throw tally.damaged;
+  if (interrupted) process.exitCode = 130;
+  else if (failed > 0) process.exitCode = 1;
+}
+
+/**
+ * The runs on this machine in warm workers, `concurrent_jobs` at once (capped by the cores).
+ * Ctrl-C (or SIGTERM) starts no more runs and stops those running; a run whose record gives
+ * up on a locked database goes on the list retried at the end; a damaged database ends the
+ * command once the runs in progress are done.
+ */
 async function reprocessHere(
   requests: RunRequest[],
-  opts: { db: DamnitDb; env: RunEnvironment; progress: ProgressReporter; debug: boolean },
-): Promise<number> {
-  const { db, env, progress, debug } = opts;
+  opts: { db: DamnitDb; env: RunEnvironment; progress: ProgressReporter; debug: boolean; patience: DatabasePatience },
+): Promise<Tally> {
+  const { db, env, progress, debug, patience } = opts;
   const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
   const queue = new PQueue({ concurrency });
   const executor = new WarmWorkerExecutor(env, {
     onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
   });
+  let interrupted: NodeJS.Signals | null = null;
+  let damaged: DatabaseDamagedError | null = null;
+  const stop = (signal: NodeJS.Signals): void => {
+    interrupted ??= signal;
+    queue.clear();
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, stop);
+  let ok = 0;
   let failed = 0;
+  const runOf = new Map(requests.map((req) => [describeRun(req), req.run]));
   for (const req of requests) {
     void queue.add(async () => {
       const label = describeRun(req);
       const started = performance.now();
       progress.started(label);
-      const outcome = await processRun(req, {
-        db,
-        executor,
-        onOutput: debug ? (_stream, line) => progress.note(`[r${req.run}] ${line}`) : undefined,
-        env,
-        onClusterJob: (jobId, logPath) => progress.note(clusterJobNote(db, req, jobId, logPath)),
-      });
-      const seconds = (performance.now() - started) / 1000;
-      if (outcome.ok) {
-        progress.finished({ label, ok: true, detail: summariseVariables(outcome.variables) + clusterNote(outcome), seconds });
-      } else {
+      const finished = (ok: boolean, detail: string): void =>
+        progress.finished({ label, ok, detail, seconds: (performance.now() - started) / 1000 });
+      try {
+        const outcome = await processRun(req, {
+          db,
+          executor,
+          patience,
+          onOutput: debug ? (_stream, line) => progress.note(`[r${req.run}] ${line}`) : undefined,
+          env,
+          onClusterJob: (jobId, logPath) => progress.note(clusterJobNote(db, req, jobId, logPath)),
+        });
+        if (outcome.ok) {
+          ok += 1;
+          finished(true, summariseVariables(outcome.variables) + clusterNote(outcome));
+        } else {
+          failed += 1;
+          finished(false, interrupted ? `interrupted (${interrupted})` : outcome.reason);
+          if (debug && outcome.detail) progress.note(outcome.detail);
+        }
+      } catch (thrown) {
+        const err = explainDatabaseError(thrown, db.dir.databaseFile);
+        if (err instanceof DatabaseBusyError) {
+          // Counted once the retry at the end has settled it.
+          finished(false, `computed, not recorded yet: ${err.message}; tried again at the end`);
+          return;
+        }
         failed += 1;
-        progress.finished({ label, ok: false, detail: outcome.reason, seconds });
-        if (debug && outcome.detail) progress.note(outcome.detail);
+        if (err instanceof DatabaseDamagedError) {
+          // Said once, in full, after the summary; no run after this one starts.
+          finished(false, 'not recorded: runs.sqlite is damaged');
+          damaged ??= err;
+          queue.clear();
+        } else {
+          finished(false, (err as Error).message);
+        }
       }
     });
   }
-  await queue.onIdle();
-  await executor.close();
-  return failed;
+  try {
+    await queue.onIdle();
+    await executor.close();
+  } finally {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, stop);
+  }
+  if (damaged) return { ok, failed, notRecorded: [], interrupted, damaged };
+  const { written, left } = patience.retryDeferred();
+  for (const label of written) progress.note(`${label}: recorded now that ${db.dir.databaseFile} is free again`);
+  const notRecorded = left.map((label) => runOf.get(label) ?? Number.NaN);
+  return { ok: ok + written.length, failed: failed + left.length, notRecorded, interrupted, damaged: null };
 }

@@ -34,6 +34,15 @@ export interface RunResults {
   variables: VariableResultMessage[];
 }
 
+/** A variable the GUI's users edit by hand (its `type` says which values it takes). */
+export interface UserVariable {
+  name: string;
+  type: string;
+  title: string | null;
+  description: string | null;
+  attributes: string | null;
+}
+
 export interface DamnitDb {
   readonly dir: DatabaseDir;
   /** Whether this open created the database or upgraded its format. */
@@ -45,6 +54,9 @@ export interface DamnitDb {
   /** Records runs not yet in run_info, in the order given, in one transaction. */
   ensureRuns(proposal: number, runs: readonly number[]): void;
   upsertVariables(vars: VariableInfo[]): void;
+  userVariables(): UserVariable[];
+  /** Adds user-editable variables (keeping any of the same name already there). */
+  addUserVariables(vars: UserVariable[]): void;
   recordRunResults(proposal: number, run: number, results: RunResults): void;
   /** Every variable name: those of the `variables` table in insertion order, then other recorded names. */
   variableNames(): string[];
@@ -208,6 +220,13 @@ class SqliteDamnitDb implements DamnitDb {
           'attributes = excluded.attributes',
       ),
       catalogueNames: conn.prepare<[], { name: string }>('SELECT name FROM variables ORDER BY rowid'),
+      userVariables: conn.prepare<[], UserVariable>(
+        'SELECT name, type, title, description, attributes FROM variables WHERE type IS NOT NULL ORDER BY rowid',
+      ),
+      addUserVariable: conn.prepare(
+        'INSERT OR IGNORE INTO variables (name, type, title, description, attributes) ' +
+          'VALUES (@name, @type, @title, @description, @attributes)',
+      ),
       recordedNames: conn.prepare<[], { name: string }>(
         'SELECT DISTINCT name FROM run_variables WHERE name IS NOT NULL ORDER BY name',
       ),
@@ -265,6 +284,19 @@ class SqliteDamnitDb implements DamnitDb {
           this.syncTags(v.name, v.tags);
         }
         if (stored.some((v) => !known.has(v.name))) this.rebuildViews();
+      })
+      .immediate();
+  }
+
+  userVariables(): UserVariable[] {
+    return this.statements.userVariables.all();
+  }
+
+  addUserVariables(vars: UserVariable[]): void {
+    this.connection
+      .transaction(() => {
+        for (const v of vars) this.statements.addUserVariable.run(v);
+        this.rebuildViews();
       })
       .immediate();
   }

@@ -3,6 +3,7 @@ import { register as backend } from './backend.js';
 import { register as check } from './check.js';
 import { register as context } from './context.js';
 import { register as dbConfig } from './db-config.js';
+import { register as init } from './init.js';
 import { register as migrate } from './migrate.js';
 import { register as newId } from './new-id.js';
 import { register as listen } from './listen.js';
@@ -15,6 +16,7 @@ import { register as table } from './table.js';
 export type RegisterCommand = (program: Command) => void;
 
 export const commands: RegisterCommand[] = [
+  init,
   proposal,
   dbConfig,
   newId,

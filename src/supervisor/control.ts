@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
 import { PROGRAM_NAME, supervisordPidFile, writeSupervisordConfig, type SupervisordConfigOptions } from './config.js';
 import { processAlive } from '../processes.js';
-import { mayAccess } from '../sharing.js';
+import { directoryModes, mayAccess } from '../sharing.js';
 
 export class SupervisorError extends Error {
   constructor(message: string) {
@@ -84,11 +84,14 @@ function requireConfig(dbDir: DatabaseDir): string {
     throw new SupervisorError(`no supervisord.conf in ${dbDir.root}: the backend has not been set up to run under Supervisor here`);
   }
   if (!mayAccess(config, constants.R_OK)) {
-    const mode = (statSync(config).mode & 0o777).toString(8).padStart(4, '0');
-    const older = mode === '0600'
-      ? '; it was written by an older version for its owner alone: the next amore-proto command its owner runs here shares it with the team'
-      : '; only those who may write this directory can control the backend';
-    throw new SupervisorError(`cannot read ${config} (mode ${mode})${older}`);
+    const mode = statSync(config).mode & 0o777;
+    // Narrower than this directory gives its team: an earlier version's file.
+    const { private: forTeam } = directoryModes(dbDir.root);
+    const older = (mode & forTeam) !== forTeam;
+    const why = older
+      ? 'it was written by an older version for its owner alone: the next amore-proto command its owner runs here shares it with the team'
+      : 'only those who may write this directory can control the backend';
+    throw new SupervisorError(`cannot read ${config} (mode ${mode.toString(8).padStart(4, '0')}); ${why}`);
   }
   return config;
 }

@@ -16,12 +16,13 @@ sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
 # Debian's Python stack for contexts (extra_data and what context files return), and the
-# real services the backend drives: Slurm (with munge) and Supervisor.
+# real services the backend drives: Slurm (with munge) and Supervisor; iproute2 for `ss`,
+# with which the sharing tests look at supervisord's listening socket.
 apt_packages=(
   python3 python3-venv python3-numpy python3-h5py python3-xarray python3-scipy python3-pandas
   python3-yaml python3-requests python3-extra-data python3-h5netcdf python3-netcdf4
   python3-matplotlib python3-plotly python3-pyflakes python3-pil
-  hdf5-tools supervisor slurmctld slurmd slurm-client munge
+  hdf5-tools supervisor slurmctld slurmd slurm-client munge iproute2
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -24,8 +24,14 @@ export interface WatchOptions {
   out?: NodeJS.WriteStream;
 }
 
-/** Runs `reqs` one after the other in a pty; returns how many failed. */
-export async function reprocessWatched(reqs: RunRequest[], opts: WatchOptions): Promise<number> {
+/**
+ * Runs `reqs` one after the other in a pty; returns how many went well and how many failed.
+ * Ctrl-C (or SIGTERM) stops the run in progress and starts no other.
+ */
+export async function reprocessWatched(
+  reqs: RunRequest[],
+  opts: WatchOptions,
+): Promise<{ ok: number; failed: number; interrupted: NodeJS.Signals | null }> {
   const out = opts.out ?? process.stdout;
   const colour = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
   const executor = new PtyExecutor(opts.env, {
@@ -35,9 +41,16 @@ export async function reprocessWatched(reqs: RunRequest[], opts: WatchOptions): 
   });
   const onResize = (): void => executor.resize(out.columns, out.rows);
   out.on('resize', onResize);
+  let interrupted: NodeJS.Signals | null = null;
+  const stop = (signal: NodeJS.Signals): void => {
+    interrupted ??= signal;
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, stop);
+  let ok = 0;
   let failed = 0;
   try {
     for (const req of reqs) {
+      if (interrupted) break;
       const label = describeRun(req);
       out.write(`${colour ? styleText('bold', `--- ${label} ---`) : `--- ${label} ---`}\n`);
       const started = performance.now();
@@ -50,17 +63,19 @@ export async function reprocessWatched(reqs: RunRequest[], opts: WatchOptions): 
       );
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       if (outcome.ok) {
+        ok += 1;
         out.write(`${label}: done in ${seconds} s: ${opts.describeResults(outcome)}\n`);
       } else {
         failed += 1;
         const status = colour ? styleText('red', 'FAILED') : 'FAILED';
-        out.write(`${label}: ${status} in ${seconds} s: ${outcome.reason}\n`);
+        out.write(`${label}: ${status} in ${seconds} s: ${interrupted ? `interrupted (${interrupted})` : outcome.reason}\n`);
         if (opts.debug && outcome.detail) out.write(`${outcome.detail}\n`);
       }
     }
   } finally {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, stop);
     out.off('resize', onResize);
     await executor.close();
   }
-  return failed;
+  return { ok, failed, interrupted };
 }

@@ -164,11 +164,11 @@ export function register(program: Command): void {
           });
           tally = { ok: available.length - failed, failed, notRecorded: [], interrupted: null, damaged: null };
         } else if (opts.watch) {
-          const failed = await reprocessWatched(available.map(request), {
+          const watched = await reprocessWatched(available.map(request), {
             db, env, debug, patience,
             describeResults: (outcome) => summariseVariables(outcome.variables) + clusterNote(outcome),
           });
-          tally = { ok: available.length - failed, failed, notRecorded: [], interrupted: null, damaged: null };
+          tally = { ...watched, notRecorded: [], damaged: null };
         } else {
           tally = await reprocessHere(available.map(request), { db, env, progress, debug, patience });
         }

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { sharingModes } from '../src/sharing.js';
 import { makeTempDir, runCli } from './helpers/cli.js';
@@ -202,6 +203,34 @@ print(sorted(r[0] for r in conn.execute("SELECT value FROM run_variables")))
     const control = await supervisorctl(db, ['stop', 'damnit'], eve);
     assert.notEqual(control.code, 0);
     assert.match((await supervisorctl(db, ['status', 'damnit'], alice)).out, /RUNNING/);
+  });
+
+  test('a database an earlier version left in WAL: readers are told why they cannot read it, until a member migrates it', async () => {
+    const old = path.join(path.dirname(db), 'earlier');
+    mkdirSync(old);
+    chownSync(old, 0, teamGid);
+    chmodSync(old, 0o2775);
+    const copy = path.join(old, 'runs.sqlite');
+    writeFileSync(copy, readFileSync(path.join(db, 'runs.sqlite')));
+    chownSync(copy, Number((await execa('id', ['-u', alice])).stdout), teamGid);
+    chmodSync(copy, 0o664);
+    const walMode = new Database(copy);
+    walMode.pragma('journal_mode = WAL');
+    walMode.close();
+
+    const refused = await runCli(['table'], { cwd: old, as: eve });
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.stderr,
+      `Error: cannot read ${copy}: an earlier version left it in WAL mode, which only those who may write its directory ` +
+        `can open; the next command one of them runs that writes it (amore-proto migrate) switches it back\n`,
+    );
+    const migrated = await runCli(['migrate'], { cwd: old, as: bob });
+    assert.equal(migrated.code, 0, migrated.stderr);
+    assert.match(migrated.stdout, /^Switched .*runs\.sqlite from WAL to SQLite's rollback journal/m);
+    const read = await runCli(['table'], { cwd: old, as: eve });
+    assert.equal(read.code, 0, read.stderr);
+    assert.match(read.stdout, /^2\s+20$/m);
   });
 
   test('an outsider of a directory closed to others is told so, in one line', async () => {

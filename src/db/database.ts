@@ -3,11 +3,12 @@
  * The orchestrator is the only writer; the GUI and other DAMNIT tools read the same file.
  */
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { SummaryValue, VariableInfo, VariableResultMessage } from '../context/protocol.js';
 import { type DatabaseDir, requireDatabaseDir } from '../database-dir.js';
 import { CONFIG_DEFAULTS } from './config-keys.js';
-import { checkFormatForReading, openConnection, prepareSchema, type SchemaState } from './migrations.js';
+import { checkFormatForReading, DatabaseFormatError, openConnection, prepareSchema, type SchemaState } from './migrations.js';
 import { rememberDatabaseFile } from './errors.js';
 import { prepareToWrite, shareOwnedPath } from '../sharing.js';
 import { pythonJsonDumps, type StorageClass, type TypedValue } from './python-format.js';
@@ -350,6 +351,37 @@ class SqliteDamnitDb implements DamnitDb {
   }
 }
 
+/** SQLite's file header says WAL (format numbers 2 at bytes 18 and 19). */
+function isWalFile(file: string): boolean {
+  const header = Buffer.alloc(20);
+  const fd = openSync(file, 'r');
+  try {
+    return readSync(fd, header, 0, 20, 0) === 20 && header[18] === 2 && header[19] === 2;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openForReading(dir: DatabaseDir, opts: OpenOptions): DamnitDb {
+  let conn: Database.Database;
+  try {
+    conn = openConnection(dir.databaseFile, { create: false, readonly: true, busyTimeoutMs: opts.busyTimeoutMs });
+  } catch (err) {
+    if (!isWalFile(dir.databaseFile)) throw err;
+    throw new DatabaseFormatError(
+      `cannot read ${dir.databaseFile}: an earlier version left it in WAL mode, which only those who may write ` +
+        `its directory can open; the next command one of them runs that writes it (amore-proto migrate) switches it back`,
+    );
+  }
+  try {
+    checkFormatForReading(conn, dir.databaseFile);
+    return new SqliteDamnitDb(dir, conn, { created: false, upgrade: null, journal: 'none' });
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}
+
 export interface OpenOptions {
   /** Create runs.sqlite when it is missing. */
   create?: boolean;
@@ -373,16 +405,7 @@ export function openDatabase(dir: DatabaseDir, opts: OpenOptions = {}): DamnitDb
   const create = opts.create ?? false;
   if (!create) requireDatabaseDir(dir.root);
   rememberDatabaseFile(dir.databaseFile);
-  if (opts.readonly) {
-    const conn = openConnection(dir.databaseFile, { create: false, readonly: true, busyTimeoutMs: opts.busyTimeoutMs });
-    try {
-      checkFormatForReading(conn, dir.databaseFile);
-      return new SqliteDamnitDb(dir, conn, { created: false, upgrade: null });
-    } catch (err) {
-      conn.close();
-      throw err;
-    }
-  }
+  if (opts.readonly) return openForReading(dir, opts);
   const modes = prepareToWrite(dir);
   const conn = openConnection(dir.databaseFile, { create, busyTimeoutMs: opts.busyTimeoutMs });
   try {

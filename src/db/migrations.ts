@@ -65,6 +65,8 @@ export function pendingMigrations(fromVersion: number): Migration[] {
 
 /** Other processes (the GUI, a second command) may hold the database briefly. */
 export const BUSY_TIMEOUT_MS = 30_000;
+/** How long switching a WAL database back to the rollback journal waits for other users of it. */
+const WAL_SWITCH_WAIT_MS = 1_000;
 
 export interface ConnectionOptions {
   create: boolean;
@@ -105,14 +107,24 @@ export function openConnection(file: string, opts: ConnectionOptions): Database.
  * checkpointed and switched back here, which needs it to be open nowhere else: when another
  * process still has it open, it stays in WAL until the next writer opens it alone.
  */
-function useRollbackJournal(conn: Database.Database): void {
-  if (conn.pragma('journal_mode', { simple: true }) !== 'wal') return;
+function useRollbackJournal(conn: Database.Database): JournalSwitch {
+  if (conn.pragma('journal_mode', { simple: true }) !== 'wal') return 'none';
+  // A moment's wait, not the connection's long one: the switch can be done next time.
+  const timeout = Number(conn.pragma('busy_timeout', { simple: true }));
+  conn.pragma(`busy_timeout = ${Math.min(timeout, WAL_SWITCH_WAIT_MS)}`);
   try {
     conn.pragma('journal_mode = DELETE');
+    return 'switched';
   } catch {
     // SQLITE_BUSY: another process has it open; nothing is lost, only the switch waits.
+    return 'still-wal';
+  } finally {
+    conn.pragma(`busy_timeout = ${timeout}`);
   }
 }
+
+/** What opening did about a database left in WAL mode. */
+export type JournalSwitch = 'none' | 'switched' | 'still-wal';
 
 function hasTable(conn: Database.Database, name: string): boolean {
   return conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
@@ -182,6 +194,8 @@ export interface SchemaState {
   created: boolean;
   /** The upgrade this open applied, if any. */
   upgrade: { fromVersion: number; toVersion: number; steps: Migration[] } | null;
+  /** Whether this open moved a WAL database to the rollback journal. */
+  journal: JournalSwitch;
 }
 
 /**
@@ -211,12 +225,12 @@ export function prepareSchema(conn: Database.Database, file: string, opts: { cre
         return true;
       })
       .immediate();
-    if (created) return { created, upgrade: null };
+    if (created) return { created, upgrade: null, journal: 'none' };
   }
 
   const fromVersion = readFormatVersion(conn, file);
   checkVersionIsOpenable(fromVersion, file);
-  useRollbackJournal(conn);
+  const journal = useRollbackJournal(conn);
   const applied: Migration[] = [];
   for (const step of pendingMigrations(fromVersion)) {
     conn
@@ -229,5 +243,5 @@ export function prepareSchema(conn: Database.Database, file: string, opts: { cre
       .immediate();
   }
   const upgrade = applied.length > 0 ? { fromVersion, toVersion: DATA_FORMAT_VERSION, steps: applied } : null;
-  return { created: false, upgrade };
+  return { created: false, upgrade, journal };
 }

@@ -16,7 +16,14 @@ export function register(program: Command): void {
       // Opening applies any pending upgrade, one transaction per step.
       const db = openDatabase(dir);
       try {
-        const { upgrade } = db.schema;
+        const { upgrade, journal } = db.schema;
+        if (journal === 'switched') {
+          console.log(`Switched ${dir.databaseFile} from WAL to SQLite's rollback journal, which readers on other hosts and without write access can use`);
+        } else if (journal === 'still-wal') {
+          process.stderr.write(
+            `Warning: ${dir.databaseFile} stays in WAL mode while another process has it open; run migrate again once it is closed\n`,
+          );
+        }
         if (upgrade === null) {
           console.log(`${dir.databaseFile} is already at data format ${DATA_FORMAT_VERSION}; nothing to do`);
           return;

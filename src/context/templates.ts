@@ -1,9 +1,10 @@
 /**
- * The starting context.py that `amore-proto init` writes: a few variables every beamline
+ * The starting context.py that `damnit init` writes: a few variables every beamline
  * wants (trains, duration, data volume) and, where the instrument is known, the pulse energy
  * from the X-ray gas monitor of its SASE beamline. Plain extra_data calls only, so that it runs
  * with any extra_data a context_python has.
  */
+import { programName } from '../program-name.js';
 
 /** The SASE beamline of each instrument, and the gas monitor (XGM) in front of it. */
 const SASE_OF_INSTRUMENT: Record<string, string> = {
@@ -81,11 +82,12 @@ export function contextTemplate(instrument: string | null): ContextTemplate {
   const sase = instrument === null ? undefined : SASE_OF_INSTRUMENT[instrument.toUpperCase()];
   const xgm = sase === undefined ? undefined : XGM_OF_SASE[sase];
   const label = sase === undefined || instrument === null ? 'any instrument' : `${instrument.toUpperCase()} (${sase})`;
-  const header = `"""Starting context for ${label}, written by 'amore-proto init'.
+  const name = programName();
+  const header = `"""Starting context for ${label}, written by '${name} init'.
 
 Each function marked @Variable is one column of the run table, computed for every run.
-Edit it to your experiment; 'amore-proto check context.py' checks it without running it,
-'amore-proto reprocess RUN' runs it.
+Edit it to your experiment; '${name} check context.py' checks it without running it,
+'${name} reprocess RUN' runs it.
 """
 `;
   const extra = xgm === undefined

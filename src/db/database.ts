@@ -13,6 +13,7 @@ import { rememberDatabaseFile } from './errors.js';
 import { prepareToWrite, shareOwnedPath } from '../sharing.js';
 import { pythonJsonDumps, type StorageClass, type TypedValue } from './python-format.js';
 import { buildViewsSql } from './schema.js';
+import { programName } from '../program-name.js';
 
 /** A metameta value as the caller sees it: integers beyond 2^53 stay exact as bigint. */
 export type MetaValue = string | number | bigint | null;
@@ -370,7 +371,7 @@ function openForReading(dir: DatabaseDir, opts: OpenOptions): DamnitDb {
     if (!isWalFile(dir.databaseFile)) throw err;
     throw new DatabaseFormatError(
       `cannot read ${dir.databaseFile}: an earlier version left it in WAL mode, which only those who may write ` +
-        `its directory can open; the next command one of them runs that writes it (amore-proto migrate) switches it back`,
+        `its directory can open; the next command one of them runs that writes it (${programName()} migrate) switches it back`,
     );
   }
   try {

@@ -5,6 +5,7 @@
  */
 import Database from 'better-sqlite3';
 import { CliError } from '../cli/errors.js';
+import { programName } from '../program-name.js';
 
 function sqliteCode(err: unknown): string | null {
   return err instanceof Database.SqliteError ? err.code : null;
@@ -28,7 +29,7 @@ export class DatabaseBusyError extends CliError {
   ) {
     super(
       `${file} stayed locked by another process for over ${Math.round(limitMs / 1000)} s; gave up ` +
-        `(raise the limit with 'amore-proto db-config --num db_busy_timeout SECONDS')`,
+        `(raise the limit with '${programName()} db-config --num db_busy_timeout SECONDS')`,
     );
     this.name = 'DatabaseBusyError';
   }

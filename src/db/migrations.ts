@@ -12,6 +12,7 @@ import {
   SCHEMA_DDL,
   TAG_TABLES_DDL,
 } from './schema.js';
+import { programName } from '../program-name.js';
 
 /** A database this backend cannot open as it is; the message names the file and why. */
 export class DatabaseFormatError extends Error {
@@ -182,7 +183,7 @@ export function checkFormatForReading(conn: Database.Database, file: string): vo
   checkVersionIsOpenable(version, file);
   if (version < DATA_FORMAT_VERSION) {
     throw new DatabaseFormatError(
-      `${file} is at data format ${version}; a command that writes (amore-proto migrate) upgrades it ` +
+      `${file} is at data format ${version}; a command that writes (${programName()} migrate) upgrades it ` +
         `to ${DATA_FORMAT_VERSION}, which this read-only command does not do`,
     );
   }

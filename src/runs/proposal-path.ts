@@ -10,6 +10,7 @@ import path from 'node:path';
 import { CliError } from '../cli/errors.js';
 import type { DamnitDb } from '../db/database.js';
 import type { DatabaseDir } from '../database-dir.js';
+import { programName } from '../program-name.js';
 
 export const FACILITY_DATA_ROOT = '/gpfs/exfel/exp';
 
@@ -65,7 +66,7 @@ export function locateProposal(dir: DatabaseDir, db: DamnitDb): { path: string }
   return {
     problem:
       `cannot tell where this proposal's data is: ${dir.root} is not <proposal>/usr/Shared/amore${where}; ` +
-      `set it with 'amore-proto db-config proposal_path /path/to/proposal'`,
+      `set it with '${programName()} db-config proposal_path /path/to/proposal'`,
   };
 }
 

@@ -11,6 +11,7 @@ import type { DatabaseDir } from '../database-dir.js';
 import { PROGRAM_NAME, supervisordPidFile, writeSupervisordConfig, type SupervisordConfigOptions } from './config.js';
 import { processAlive } from '../processes.js';
 import { directoryModes, mayAccess } from '../sharing.js';
+import { programName } from '../program-name.js';
 
 export class SupervisorError extends Error {
   constructor(message: string) {
@@ -89,7 +90,7 @@ function requireConfig(dbDir: DatabaseDir): string {
     const { private: forTeam } = directoryModes(dbDir.root);
     const older = (mode & forTeam) !== forTeam;
     const why = older
-      ? 'it was written by an older version for its owner alone: the next amore-proto command its owner runs here shares it with the team'
+      ? `it was written by an older version for its owner alone: the next ${programName()} command its owner runs here shares it with the team`
       : 'only those who may write this directory can control the backend';
     throw new SupervisorError(`cannot read ${config} (mode ${mode.toString(8).padStart(4, '0')}); ${why}`);
   }

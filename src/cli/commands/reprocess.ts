@@ -8,6 +8,7 @@ import { openDatabase, type DamnitDb } from '../../db/database.js';
 import { DatabaseBusyError, DatabaseDamagedError, explainDatabaseError } from '../../db/errors.js';
 import { DatabasePatience } from '../../db/patience.js';
 import { WarmWorkerExecutor } from '../../executors/warm-worker.js';
+import { programName } from '../../program-name.js';
 import { processRun } from '../../runs/process-run.js';
 import {
   findFacilityProposal,
@@ -26,7 +27,6 @@ import { ProgressReporter } from '../progress.js';
 import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cluster.js';
 import { reprocessWatched } from '../reprocess-watch.js';
 import { formatProblem } from './read-context.js';
-import { programName } from '../../program-name.js';
 
 /** One try at a locked database blocks this long at most; DatabasePatience waits between tries. */
 const BUSY_TRY_MS = 1_000;
@@ -150,7 +150,7 @@ export function register(program: Command): void {
 
         // Runs finish in any order; recorded now, in number order, they stay in that order for
         // readers that list run_info as stored (the reference's Python API: db.runs()).
-        db.ensureRuns(proposal, available);
+        await patience.write(() => db.ensureRuns(proposal, available));
         const progress = new ProgressReporter(available.length);
         const request = (run: number): RunRequest => ({
           proposal, run, runData: 'all', mock: Boolean(opts.mock), match: opts.match, cluster: 'include',
@@ -204,7 +204,7 @@ function printSummary(total: number, tally: Tally, opts: ReprocessOptions): void
   const cut = interrupted ? `; interrupted by ${interrupted}${left > 0 ? `, ${left} not processed` : ''}` : '';
   console.log(`Processed ${plural(total, 'run')}: ${ok} ok, ${failed} failed${cut}`);
   if (notRecorded.length > 0) {
-    const again = ['amore-proto', 'reprocess', ...notRecorded.map(String)];
+    const again = [programName(), 'reprocess', ...notRecorded.map(String)];
     if (opts.proposal !== undefined) again.push('--proposal', opts.proposal);
     for (const match of opts.match) again.push('--match', match);
     process.stderr.write(

@@ -1,46 +1,52 @@
 """Import a context file and collect its variables, without running any of them.
 
     loaded = load_context("/path/to/context.py")   # or raises ContextLoadError
-    loaded.variables     # {name: damnit_ctx.Variable}, in definition order
+    loaded.variables     # {name: damnit_ctx.Variable}: the file's, then its groups'
     loaded.specs         # ctx_rules spec dicts, same order
     loaded.graph         # ctx_rules.ContextGraph: .order, .data, .cluster, .direct
-    loaded.static_problems  # problems that fail only their variable at run time
+    loaded.static_problems  # problems that fail or skip only their variable at run time
 
-Every problem is a dict {kind, message, file, line, column, variable}, the shape of
-LoadProblem in docs/protocol.md. Lines are 1-based; columns are 1-based characters.
+The variables are those the reference collects: the file's module-level Variables and the
+variables of its Group instances, or what the file puts in its default Pipeline
+(pipeline.py). Every problem is a dict {kind, message, file, line, column, variable}, the
+shape of LoadProblem in docs/protocol.md. Lines are 1-based; columns are 1-based characters.
 """
 import ast
-import inspect
+import itertools
 import os
 import sys
 import traceback
 import types
 
-from _damnit_shim import ctx_rules
-from damnit_ctx import Variable
+from _damnit_shim import groups
+from _damnit_shim.compiled import CompiledContext
+from _damnit_shim.pipeline import build_compiled, pipeline_scope
+from damnit_ctx import Variable, is_group_instance
 
 # The context runs as a real module under this name, so that classes it defines
 # (dataclasses, pickled objects) can find their module.
 CONTEXT_MODULE_NAME = "_damnit_context"
+# Contexts loaded by a Pipeline get modules of their own, leaving the backend's alone.
+_pipeline_modules = itertools.count(1)
 
 
 class ContextLoadError(Exception):
-    """The context file cannot be used at all: nothing in it may run."""
+    """The context file cannot be used at all: nothing in it may run. `original` is the
+    exception the reference raises for it (what a Pipeline raises)."""
 
-    def __init__(self, problems, traceback=None):
+    def __init__(self, problems, traceback=None, original=None):
         super().__init__("; ".join(p["message"] for p in problems))
         self.problems = problems
         self.traceback = traceback
+        self.original = original
 
 
-class LoadedContext:
-    def __init__(self, path, module, variables, specs, graph, static_problems):
+class LoadedContext(CompiledContext):
+    def __init__(self, variables, source, path, module, position):
+        super().__init__(variables, source, position)
         self.path = path
         self.module = module
-        self.variables = variables
-        self.specs = specs
-        self.graph = graph
-        self.static_problems = static_problems
+        self.static_problems = [_as_dict(p, path, self) for p in self.warnings]
 
 
 def problem(kind, message, path, line=None, column=None, variable=None):
@@ -48,30 +54,65 @@ def problem(kind, message, path, line=None, column=None, variable=None):
             "column": column, "variable": variable}
 
 
-def load_context(path):
+def _as_dict(p, path, compiled):
+    column = next((s["column"] for s in compiled.specs if s["name"] == p.name), None)
+    return problem("context", p.message, path, p.line, column, p.name)
+
+
+def load_context(path, main=True):
+    """The context file at `path`. `main`: the backend's context, imported as the module
+    CONTEXT_MODULE_NAME with its directory first on sys.path (as the reference runs it)."""
     path = os.path.abspath(path)
-    source = _read_source(path)
+    return load_source(_read_source(path), path, main)
+
+
+def load_source(source, path, main=False):
+    """A context given as text; `path` names it in messages and tracebacks."""
     tree, code = _compile(source, path)
-    module = _execute(code, path, source)
+    position = _position_finder(tree, path)
+    with pipeline_scope(path) as state:
+        module = _execute(code, path, source, main)
+        try:
+            collected = _collect(vars(module), state, source)
+        except Exception as e:
+            raise ContextLoadError(
+                [_group_problem(e, path, source, state, position)],
+                "".join(traceback.format_exception_only(type(e), e)), original=e)
+    loaded = LoadedContext(collected.variables, source, path, module, position)
+    if loaded.problems:
+        raise ContextLoadError([_as_dict(p, path, loaded) for p in loaded.problems],
+                               original=loaded.problem_exception())
+    return loaded
+
+
+def _collect(module_globals, state, source):
+    """The compiled variables of an executed context, as the reference collects them."""
     variables = {}
-    for value in list(vars(module).values()):
-        # Two Variables with one function name: the later one wins, as in the reference.
+    for value in list(module_globals.values()):
+        # Two Variables with one name: the later one wins, as in the reference.
         if isinstance(value, Variable) and value.func is not None:
             variables[value.name] = value
+    if not state.used:
+        return build_compiled(variables, source, context=module_globals, check=False)
+    groups.assign_group_names(module_globals)
+    found = [value for value in module_globals.values() if is_group_instance(value)]
+    pipeline = state.pipeline
+    if not state.explicit:
+        pipeline._build_context(items=list(variables.values()) + found, check=False)
+    return pipeline._build_context(code_override=source, check=False)
 
-    def_positions = _def_positions(tree)
-    specs = [_spec(var, path, def_positions) for var in variables.values()]
-    columns = {spec["name"]: spec.pop("column") for spec in specs}
-    problems, graph = ctx_rules.check_context(specs)
 
-    def as_dict(p):
-        return problem("context", p.message, path, p.line, columns.get(p.name), p.name)
-
-    load_problems = [as_dict(p) for p in problems if p.scope == "load"]
-    if load_problems:
-        raise ContextLoadError(load_problems)
-    static_problems = [as_dict(p) for p in problems if p.scope != "load"]
-    return LoadedContext(path, module, variables, specs, graph, static_problems)
+def _group_problem(e, path, source, state, position):
+    """The load problem of an error naming or expanding groups, where it points: the call
+    that made the group instance, or the def of the variable."""
+    where = getattr(e, "damnit_where", None)
+    line = column = None
+    if is_group_instance(where) and id(where) in state.sites:
+        _, code, lasti, line = state.sites[id(where)]
+        column = _column_of_instruction(code, lasti, line, source)
+    elif isinstance(where, Variable):
+        line, column = position(where.func)
+    return problem("context", _describe_exception(e), path, line, column)
 
 
 def _read_source(path):
@@ -110,16 +151,21 @@ def _compile(source, path):
         raise ContextLoadError([problem("syntax", str(e), path, line, column)])
 
 
-def _execute(code, path, source):
-    module = types.ModuleType(CONTEXT_MODULE_NAME)
+def _execute(code, path, source, main):
+    name = CONTEXT_MODULE_NAME
+    if not main:
+        name = "%s_%d" % (CONTEXT_MODULE_NAME, next(_pipeline_modules))
+    module = types.ModuleType(name)
     module.__file__ = path
-    sys.modules[CONTEXT_MODULE_NAME] = module
-    # Modules next to context.py are importable and come first, as with the reference
-    # backend (which runs `python -m` in the database directory), so a user's `results.py`
-    # is the one the context imports. `damnit_ctx` stays ours: it is imported already.
-    context_dir = os.path.dirname(path)
-    if context_dir not in sys.path:
-        sys.path.insert(0, context_dir)
+    sys.modules[name] = module
+    if main:
+        # Modules next to context.py are importable and come first, as with the reference
+        # backend (which runs `python -m` in the database directory), so a user's
+        # `results.py` is the one the context imports. `damnit_ctx` stays ours: it is
+        # imported already.
+        context_dir = os.path.dirname(path)
+        if context_dir not in sys.path:
+            sys.path.insert(0, context_dir)
     try:
         exec(code, vars(module))
     except (Exception, SystemExit) as e:
@@ -128,7 +174,7 @@ def _execute(code, path, source):
         line, column = _deepest_context_position(e.__traceback__, path, source)
         raise ContextLoadError(
             [problem(kind, _describe_exception(e), path, line, column)],
-            "".join(traceback.format_exception(type(e), e, tb)))
+            "".join(traceback.format_exception(type(e), e, tb)), original=e)
     return module
 
 
@@ -149,21 +195,23 @@ def _deepest_context_position(tb, path, source):
     line = column = None
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == path:
-            line, column = tb.tb_lineno, _column_of_instruction(tb, source)
+            line = tb.tb_lineno
+            column = _column_of_instruction(tb.tb_frame.f_code, tb.tb_lasti, line, source)
         tb = tb.tb_next
     return line, column
 
 
-def _column_of_instruction(tb, source):
-    """1-based character column of the failing expression (Python 3.11+), else None."""
-    positions = getattr(tb.tb_frame.f_code, "co_positions", None)
+def _column_of_instruction(code, lasti, line, source):
+    """1-based character column of the expression of the instruction at offset `lasti` of
+    `code` on `line` (Python 3.11+), else None."""
+    positions = getattr(code, "co_positions", None)
     if positions is None:
         return None
     try:
-        start_line, _, byte_column, _ = list(positions())[tb.tb_lasti // 2]
+        start_line, _, byte_column, _ = list(positions())[lasti // 2]
     except (IndexError, ValueError):
         return None
-    if start_line != tb.tb_lineno or byte_column is None:
+    if start_line != line or byte_column is None:
         return None
     lines = source.splitlines()
     if not 0 < start_line <= len(lines):
@@ -172,51 +220,20 @@ def _column_of_instruction(tb, source):
     return len(text.decode("utf-8", errors="replace")) + 1
 
 
-def _def_positions(tree):
-    """Where each function's `def` is, keyed by its code object's first line (the line
-    of its first decorator), since a variable's problems point at its `def`."""
+def _position_finder(tree, path):
+    """position(func) -> (line, column) of a function's `def` in this file (a variable's
+    problems point there), (first line, None) elsewhere."""
     positions = {}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            # A function's code starts at its first decorator.
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])
             positions[first] = (node.lineno, node.col_offset + 1)
-    return positions
 
+    def position(func):
+        code = getattr(func, "__code__", None)
+        if code is None or code.co_filename != path:
+            return None, None
+        return positions.get(code.co_firstlineno, (code.co_firstlineno, None))
 
-def _spec(var, path, def_positions):
-    func = var.func
-    code = getattr(func, "__code__", None)
-    line = column = None
-    if code is not None and code.co_filename == path:
-        line, column = def_positions.get(code.co_firstlineno, (code.co_firstlineno, None))
-    return {
-        "name": var.name,
-        "title": var.title,
-        "data": var.data,
-        "cluster": var.cluster,
-        "tags": var.tags,
-        "units": var.units,
-        "summary": var.summary,
-        "transient": var.transient,
-        "line": line,
-        "column": column,
-        "params": _params(func),
-    }
-
-
-def _params(func):
-    """Parameters after `run`, with their string annotations."""
-    try:
-        parameters = list(inspect.signature(func).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return []
-    annotations = getattr(func, "__annotations__", None) or {}
-    params = []
-    for param in parameters:
-        annotation = annotations.get(param.name)
-        params.append({
-            "name": param.name,
-            "annotation": annotation if isinstance(annotation, str) else None,
-            "has_default": param.default is not inspect.Parameter.empty,
-        })
-    return params
+    return position

@@ -7,12 +7,14 @@ rules, with the reference's wording, serves both. Standard library only, and
 valid on Python 3.9 to 3.14.
 
 A spec has these keys:
-  name, title (None when not given), data (None/'raw'/'proc' as written),
+  name (a group's variable: "<group>.<method>"), title (None when not given),
+  data (None/'raw'/'proc' as written),
   cluster, tags, units, summary, transient, line (of the def, or None),
   params: [{"name", "annotation" (str or None), "has_default"}], excluding `run`.
 Any value the static reader could not determine is UNKNOWN, and rules skip it.
 """
 import fnmatch
+from collections import Counter
 
 UNKNOWN = object()
 
@@ -24,6 +26,15 @@ META_ANNOTATIONS = (
     "meta#proposal_dir",
 )
 MYMDC_FIELDS = ("sample_name", "run_type", "techniques")
+
+# Names a variable cannot have (compared without case: SQLite column names ignore it): the
+# runs view's own columns, and the run's start time, which its HDF5 file keeps as a variable.
+RESERVED_NAMES = {
+    "start_time": "the run's file and the runs table keep the run's start time under it",
+    "proposal": "it is a column of the runs table",
+    "run": "it is a column of the runs table",
+    "added_at": "it is a column of the runs table",
+}
 
 # numpy functions that reduce an array to one value, for `summary=`.
 NUMPY_REDUCTIONS = frozenset("""
@@ -37,15 +48,18 @@ class Problem:
     """One reason a context file is not valid.
 
     scope "load": the context fails to load and nothing runs (contract section 5).
-    scope "static": validation blocks saving the file, but at run time only that
-    variable fails (e.g. an unknown annotation).
+    scope "static": the context loads, but at run time that variable fails or is skipped
+    (e.g. an unknown annotation): a warning, for the loader and validation alike.
+    `error` names the exception the reference raises for a load problem: "CycleError",
+    "KeyError" (a missing dependency) or "ContextFileErrors" (every other rule).
     """
 
-    def __init__(self, message, name=None, line=None, scope="load"):
+    def __init__(self, message, name=None, line=None, scope="load", error="ContextFileErrors"):
         self.message = message
         self.name = name
         self.line = line
         self.scope = scope
+        self.error = error
 
     def to_dict(self):
         return {"message": self.message, "variable": self.name,
@@ -64,6 +78,18 @@ def title_of(spec):
     return spec["name"] if title is None else title
 
 
+def name_problem(name, line):
+    """The problem with a variable's name, or None: the reference's rule (a Python identifier
+    or dotted name), and the names the run's file and the runs table keep for themselves."""
+    if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+        return Problem("The variable name %r is not a valid Python identifier or dotted name"
+                       % (name,), name, line)
+    reason = RESERVED_NAMES.get(name.lower())
+    if reason is not None:
+        return Problem("The variable name %r is reserved: %s" % (name, reason), name, line)
+    return None
+
+
 def annotation_problem(spec, param):
     """The problem with one parameter's annotation, or None."""
     annotation = param.get("annotation")
@@ -71,6 +97,15 @@ def annotation_problem(spec, param):
         return None  # Non-string annotations (e.g. `x: int`) are ignored, as in the reference.
     if annotation.startswith("var#") or annotation in META_ANNOTATIONS:
         return None
+    if annotation.startswith("param#"):
+        if param.get("has_default", False):
+            return None
+        # The backend has no parameter values: the reference skips such a variable.
+        return Problem(
+            "Variable '%s' needs the parameter value '%s' for argument '%s' and has no default "
+            "for it: the backend gives no parameter values, so this variable is skipped in "
+            "every run" % (spec["name"], annotation[len("param#"):], param["name"]),
+            spec["name"], spec.get("line"), scope="static")
     if annotation.startswith("mymdc#"):
         field = annotation[len("mymdc#"):]
         if field in MYMDC_FIELDS:
@@ -88,6 +123,9 @@ def variable_problems(spec):
     """Problems of one variable on its own (decorator arguments, annotations)."""
     name, line = spec["name"], spec.get("line")
     problems = []
+    problem = name_problem(name, line)
+    if problem is not None:
+        problems.append(problem)
     data = spec.get("data")
     if known(data) and data not in (None, "raw", "proc"):
         problems.append(Problem(
@@ -139,38 +177,48 @@ class ContextGraph:
                 if not matches:
                     self.problem = Problem(
                         "Missing dependency: %r for %r" % (pattern, spec["name"]),
-                        spec["name"], spec.get("line"))
+                        spec["name"], spec.get("line"), error="KeyError")
                     return
                 deps.extend(m for m in matches if m not in deps)
             self.direct[spec["name"]] = deps
-        self.order = self._definition_ordered_toposort()
+        self.order = self._reference_order()
         if self.order is not None:
             self._promote()
 
-    def _definition_ordered_toposort(self):
-        done, order = set(), []
-        remaining = list(self.names)
-        while remaining:
-            ready = next((n for n in remaining if all(d in done for d in self.direct[n])), None)
-            if ready is None:
-                cycle = self._find_cycle(remaining)
-                self.problem = Problem(
-                    "These Variables have cyclical dependencies, which is not allowed: %r" % (cycle,),
-                    cycle[0], self.specs[cycle[0]].get("line"))
-                return None
-            remaining.remove(ready)
-            done.add(ready)
-            order.append(ready)
+    def _reference_order(self):
+        """The order the reference runs variables in (graphlib's static_order): first every
+        variable without dependencies, then every one whose dependencies all ran, and so on,
+        in waves. A variable enters the graph where it is defined or, if earlier, where a
+        variable defined before it names it as a dependency (in the order of that variable's
+        parameters, where the reference's order depends on Python's string hashing)."""
+        waiting, dependants, nodes = {}, {}, []
+        for name in self.names:
+            for node in [name] + self.direct[name]:
+                if node not in waiting:
+                    waiting[node] = 0
+                    dependants[node] = []
+                    nodes.append(node)
+            waiting[name] += len(self.direct[name])
+            for dep in self.direct[name]:
+                dependants[dep].append(name)
+        cycle = _find_cycle(nodes, dependants)
+        if cycle is not None:
+            self.problem = Problem(
+                "These Variables have cyclical dependencies, which is not allowed: %r" % (cycle,),
+                cycle[0], self.specs[cycle[0]].get("line"), error="CycleError")
+            return None
+        order = []
+        wave = [node for node in nodes if waiting[node] == 0]
+        while wave:
+            order.extend(wave)
+            next_wave = []
+            for node in wave:
+                for dependant in dependants[node]:
+                    waiting[dependant] -= 1
+                    if waiting[dependant] == 0:
+                        next_wave.append(dependant)
+            wave = next_wave
         return order
-
-    def _find_cycle(self, remaining):
-        """A dependency cycle among `remaining`, as [a, b, ..., a]."""
-        pending = set(remaining)
-        node, path = remaining[0], []
-        while node not in path:
-            path.append(node)
-            node = next(d for d in self.direct[node] if d in pending)
-        return path[path.index(node):] + [node]
 
     def all_dependencies(self, name):
         seen, stack = [], list(self.direct[name])
@@ -197,8 +245,40 @@ class ContextGraph:
             self.cluster[name] = bool(cluster is True or any(self.cluster[d] for d in deps))
 
 
+def _find_cycle(nodes, dependants):
+    """A cycle as graphlib reports it: walking from each node in turn along its dependants,
+    the first path that comes back to a node on it, as [a, b, ..., a]."""
+    seen, stack, on_stack, iterators = set(), [], {}, []
+    for start in nodes:
+        if start in seen:
+            continue
+        node = start
+        while True:
+            if node in seen:
+                if node in on_stack:
+                    return stack[on_stack[node]:] + [node]
+            else:
+                seen.add(node)
+                iterators.append(iter(dependants[node]))
+                on_stack[node] = len(stack)
+                stack.append(node)
+            while stack:
+                node = next(iterators[-1], None)
+                if node is not None:
+                    break
+                del on_stack[stack.pop()]
+                iterators.pop()
+            else:
+                break
+    return None
+
+
 def check_context(specs):
     """All problems of a context's variables, in the reference's order, and the graph."""
+    not_text = [s for s in specs if not isinstance(s["name"], str)]
+    if not_text:
+        # A name set by hand to something else than text: nothing can be matched against it.
+        return [name_problem(s["name"], s.get("line")) for s in not_text], None
     graph = ContextGraph(specs)
     if graph.problem is not None:
         return [graph.problem], graph
@@ -217,8 +297,9 @@ def check_context(specs):
                 "Remove data='raw' for %s or change it to data='proc'"
                 % (name, ", ".join(proc_deps), name), name, spec.get("line")))
 
-    titles = [title_of(s) for s in specs if known(s.get("title"))]
-    duplicated = {t for t in titles if titles.count(t) > 1}
+    # Counted once each: a context may have thousands of variables.
+    titles = Counter(title_of(s) for s in specs if known(s.get("title")))
+    duplicated = {t for t, count in titles.items() if count > 1}
     if duplicated:
         bad = [s for s in specs if known(s.get("title")) and title_of(s) in duplicated]
         problems.append(Problem(

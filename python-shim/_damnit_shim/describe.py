@@ -17,10 +17,11 @@ def main(channel, argv):
     except ContextLoadError as e:
         channel.send("load_error", problems=e.problems, traceback=e.traceback)
         return 0
+    specs = {spec["name"]: spec for spec in loaded.specs}
     channel.send(
         "context",
         file=loaded.path,
-        variables=[variable_info(loaded, name) for name in loaded.graph.order],
+        variables=[variable_info(loaded, name, specs[name]) for name in loaded.graph.order],
         static_problems=loaded.static_problems,
     )
     return 0
@@ -38,9 +39,8 @@ def _tag_list(tags):
     return list(tags)
 
 
-def variable_info(loaded, name):
+def variable_info(loaded, name, spec):
     var = loaded.variables[name]
-    spec = next(s for s in loaded.specs if s["name"] == name)
     return {
         "name": name,
         "title": str(var.title),

@@ -99,33 +99,26 @@ def located_problem(problem):
 def select_variables(loaded, run_data, cluster, matches, among=None):
     """Names to compute, in execution order: those (of `among`, default all) of this
     trigger (data after promotion), cluster choice and --match (title substrings,
-    case-insensitive), plus every dependency of those."""
-    graph = loaded.graph
-    chosen = []
-    for name in graph.order:
-        if among is not None and name not in among:
-            continue
-        title = str(loaded.variables[name].title or name).lower()
-        if run_data != "all" and graph.data[name] != run_data:
-            continue
-        if cluster != "include" and graph.cluster[name] != (cluster == "only"):
-            continue
-        if matches and not any(m.lower() in title for m in matches):
-            continue
-        chosen.append(name)
-    needed = set(chosen)
-    for name in chosen:
-        needed.update(graph.all_dependencies(name))
-    return [name for name in graph.order if name in needed]
+    case-insensitive), plus every dependency of those. Ordered as the reference orders the
+    variables it selected (see CompiledContext.selection)."""
+    base = loaded
+    if among is not None:
+        base = loaded.subset([name for name in loaded.variables if name in among])
+    selected = base.selection(run_data=run_data,
+                              cluster=None if cluster == "include" else cluster == "only",
+                              name_matches=matches)
+    return list(base.subset(selected).ordered_vars())
 
 
 class RunContext:
-    """What `meta#` and `mymdc#` arguments are made from."""
+    """What `meta#`, `mymdc#` and `param#` arguments are made from. The backend has no
+    parameter values; a Pipeline may give some."""
 
-    def __init__(self, proposal, run_number, proposal_path, mymdc_spec):
+    def __init__(self, proposal, run_number, proposal_path, mymdc_spec, params=None):
         self.proposal = proposal
         self.run_number = run_number
         self.proposal_path = Path(proposal_path)
+        self.params = params or {}
         self._mymdc_spec = mymdc_spec
         self._mymdc = None
 
@@ -154,10 +147,12 @@ class Outcome:
 
 
 def _arguments(var, dep_values, dep_names, run_context):
-    """(kwargs, missing dependency names) for calling `var`."""
+    """(kwargs, missing dependency names, missing parameter names) for calling `var`."""
     kwargs = {}
     missing = []
-    annotations = getattr(var.func, "__annotations__", None) or {}
+    missing_params = []
+    # A group's variable has its `self#` annotations resolved: not those of its function.
+    annotations = var.annotations()
     parameters = list(inspect.signature(var.func).parameters.values())[1:]  # after `run`
     for param in parameters:
         annotation = annotations.get(param.name)
@@ -173,6 +168,12 @@ def _arguments(var, dep_values, dep_names, run_context):
                 kwargs[param.name] = {n: dep_values[n] for n in matches}
             elif not has_default:
                 missing.extend(n for n in dep_names if fnmatch(n, pattern) and n not in missing)
+        elif annotation.startswith("param#"):
+            key = annotation[len("param#"):]
+            if key in run_context.params:
+                kwargs[param.name] = run_context.params[key]
+            elif not has_default:
+                missing_params.append(key)
         elif annotation.startswith("mymdc#"):
             kwargs[param.name] = run_context.mymdc_field(annotation[len("mymdc#"):])
         elif annotation in ("meta#run_number", "meta#proposal", "meta#proposal_path",
@@ -180,11 +181,13 @@ def _arguments(var, dep_values, dep_names, run_context):
             kwargs[param.name] = run_context.meta(annotation)
         else:
             raise RuntimeError("Unknown path '%s' for variable '%s'" % (annotation, var.title))
-    return kwargs, missing
+    return kwargs, missing, missing_params
 
 
-def execute(loaded, names, run, run_context):
-    """Compute `names` in order; returns {name: Outcome} for non-transient variables."""
+def execute(loaded, names, run, run_context, label=""):
+    """Compute `names` in order; returns {name: Outcome} for non-transient variables. Log
+    lines start with `[label] ` (a Pipeline's name) when a label is given."""
+    prefix = "[%s] " % label if label and label != "default" else ""
     dep_values = {}  # what dependants receive
     errors = {}  # including transient variables', for dependants' messages
     outcomes = {}
@@ -192,10 +195,10 @@ def execute(loaded, names, run, run_context):
         var = loaded.variables[name]
         start = time.perf_counter()
         try:
-            kwargs, missing = _arguments(var, dep_values, names, run_context)
+            kwargs, missing, missing_params = _arguments(var, dep_values, names, run_context)
             if missing:
-                log.warning("Skipping %s because of missing dependencies: %s",
-                            name, ", ".join(missing))
+                log.warning("%sSkipping %s because of missing dependencies: %s",
+                            prefix, name, ", ".join(missing))
                 dep_errors = [(dep, errors[dep]) for dep in missing if dep in errors]
                 if dep_errors:
                     error = DependencyError(dep_errors)
@@ -207,6 +210,12 @@ def execute(loaded, names, run, run_context):
                 errors[name] = error
                 outcomes[name] = Outcome(name, error=error)
                 continue
+            if missing_params:
+                # As the reference: no error either, so nothing stored changes.
+                log.warning("%sSkipping %s because of missing parameter values: %s",
+                            prefix, name, ", ".join(missing_params))
+                outcomes[name] = Outcome(name)
+                continue
             returned = var.func(run, **kwargs)
             if var.transient:
                 value = results.transient_value(returned)
@@ -217,16 +226,16 @@ def execute(loaded, names, run, run_context):
         except (Exception, SystemExit) as e:
             sys.stdout.flush()
             if isinstance(e, Skip):
-                log.error("Skipped %s: %s", name, e)
+                log.error("%sSkipped %s: %s", prefix, name, e)
             else:
-                log.error("Could not get data for %s", name, exc_info=True)
+                log.error("%sCould not get data for %s", prefix, name, exc_info=True)
             errors[name] = e
             outcomes[name] = Outcome(name, time.perf_counter() - start, error=e)
             continue
         # User output printed by the function goes before our log line.
         sys.stdout.flush()
         duration = time.perf_counter() - start
-        log.info("Computed %s in %.03f s", name, duration)
+        log.info("%sComputed %s in %.03f s", prefix, name, duration)
         if value is not None:
             dep_values[name] = value
         outcomes[name] = Outcome(name, duration, result=result)

@@ -146,7 +146,9 @@ describe('describe: a context that loads', () => {
     assert.equal(vars.get('a')?.transient, true);
   });
 
-  test('execution order is topological with ties in definition order', async () => {
+  test("execution order is the reference's: in waves of variables whose dependencies ran", async () => {
+    // The reference's ctxrunner orders with graphlib: every variable without dependencies first
+    // (in the order they entered the graph), then those that only needed them, and so on.
     const context = await loadOk(
       HEADER +
         '@Variable\ndef c(run, x: "var#b"): pass\n' +
@@ -156,7 +158,22 @@ describe('describe: a context that loads', () => {
     );
     assert.deepEqual(
       context.variables.map((v) => v.name),
-      ['a', 'b', 'c', 'd'],
+      ['a', 'd', 'b', 'c'],
+    );
+  });
+
+  test('a dependency defined after its dependant enters the order where it is first named', async () => {
+    const context = await loadOk(
+      HEADER +
+        '@Variable\ndef b(run, x: "var#late", y: "var#early"): pass\n' +
+        '@Variable\ndef early(run): pass\n' +
+        '@Variable\ndef e(run): pass\n' +
+        '@Variable\ndef late(run): pass\n' +
+        '@Variable\ndef d(run, x: "var#b"): pass\n',
+    );
+    assert.deepEqual(
+      context.variables.map((v) => v.name),
+      ['late', 'early', 'e', 'b', 'd'],
     );
   });
 

@@ -11,3 +11,9 @@ export function excerpt(text: string, max = 200): string {
   if (text.length <= max) return text;
   return `${text.slice(0, max)}... (${text.length - max} more characters)`;
 }
+
+/** `a, b, c` or `a, b, c, d, e and 4 more`. */
+export function nameList(names: readonly string[]): string {
+  const shown = names.slice(0, 5).join(', ');
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
+}

@@ -13,7 +13,7 @@ import { rememberDatabaseFile } from './errors.js';
 import { prepareToWrite, shareOwnedPath } from '../sharing.js';
 import { MetametaTable, type Metameta } from './metameta.js';
 import { pythonJsonDumps } from './python-format.js';
-import { buildViewsSql } from './schema.js';
+import { buildViewsSql, VIEW_MAX_VARIABLES } from './schema.js';
 import { programName } from '../program-name.js';
 
 export type { Metameta, MetaValue } from './metameta.js';
@@ -50,6 +50,8 @@ export interface DamnitDb {
   recordRunResults(proposal: number, run: number, results: RunResults): void;
   /** Every variable name: those of the `variables` table in insertion order, then other recorded names. */
   variableNames(): string[];
+  /** The variables the wide views cannot show (beyond SQLite's column limit). */
+  namesLeftOutOfViews(): string[];
   runNumbers(proposal?: number): number[];
   close(): void;
 }
@@ -252,6 +254,10 @@ class SqliteDamnitDb implements DamnitDb {
       if (!seen.has(name)) names.push(name);
     }
     return names;
+  }
+
+  namesLeftOutOfViews(): string[] {
+    return this.variableNames().slice(VIEW_MAX_VARIABLES);
   }
 
   runNumbers(proposal?: number): number[] {

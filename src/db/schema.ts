@@ -79,13 +79,27 @@ function sqlIdentifier(name: string): string {
 }
 
 /**
+ * SQLite's limit on the columns of a view or a result (SQLITE_MAX_COLUMN, 2000 unless SQLite was
+ * built otherwise, as in Python's sqlite3 that DAMNIT's GUI reads with).
+ */
+export const SQLITE_MAX_COLUMNS = 2000;
+
+/** The columns of the `runs` view before its variables. */
+export const RUNS_VIEW_OWN_COLUMNS = ['proposal', 'run', 'start_time', 'added_at'] as const;
+
+/** How many variables the wide views show: the first ones, in the order of variableNames(). */
+export const VIEW_MAX_VARIABLES = SQLITE_MAX_COLUMNS - RUNS_VIEW_OWN_COLUMNS.length;
+
+/**
  * Drops and recreates the wide views: one row per run, one column per variable name.
  * `runs` holds the summaries (with run_info's columns first), `max_diffs` the max_diff values.
- * The GROUP BY clauses are the reference's (by run number only).
+ * The GROUP BY clauses are the reference's (by run number only). Variables beyond
+ * VIEW_MAX_VARIABLES are left out of both (their values stay in run_variables).
  */
 export function buildViewsSql(variableNames: readonly string[]): string {
   const pivot = (column: string): string =>
     variableNames
+      .slice(0, VIEW_MAX_VARIABLES)
       .map((name) => `, max(CASE WHEN name=${sqlString(name)} THEN ${column} END) AS ${sqlIdentifier(name)}`)
       .join('');
   return `

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { formatProblem } from '../cli/commands/read-context.js';
+import { formatProblem, viewOverflowWarning } from '../cli/commands/read-context.js';
 import { CliError } from '../cli/errors.js';
 import { describeContext } from '../context/describe.js';
 import type { DatabaseDir } from '../database-dir.js';
@@ -196,6 +196,8 @@ export class Listener {
       }).catch((err: Error) => ({ ok: false as const, problems: [], traceback: null, error: err.message }));
       if (result.ok) {
         db.upsertVariables(result.context.variables);
+        const overflow = viewOverflowWarning(db);
+        if (overflow !== null) logger.warn(overflow);
         for (const problem of result.context.static_problems) logger.warn(`context.py: ${formatProblem(problem, dir.root)}`);
         logger.info(`context.py loaded: ${plural(result.context.variables.length, 'variable')}`);
       } else {

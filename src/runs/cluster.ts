@@ -23,7 +23,7 @@ import {
 } from '../executors/slurm-run.js';
 import { loadRunEnvironment } from './run-environment.js';
 import type { RunOutcome, RunRequest } from './run-request.js';
-import { plural } from '../text.js';
+import { nameList, plural } from '../text.js';
 import { programName } from '../program-name.js';
 
 /** How the cluster variables of a run went. */
@@ -112,12 +112,6 @@ export async function runClusterPart(req: RunRequest, deps: ClusterDeps): Promis
   }
   record(job.outcome);
   return okPart(job.outcome, 'slurm', job);
-}
-
-/** `a, b, c` or `a, b, c and 4 more`. */
-function nameList(names: readonly string[]): string {
-  const shown = names.slice(0, 5).join(', ');
-  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
 }
 
 /** The whole run's outcome once its cluster part is known. */

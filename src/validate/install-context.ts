@@ -58,6 +58,8 @@ export type InstallOutcome =
       installed: true;
       report: FileReport;
       context: ContextMessage;
+      /** Problems that fail or skip only their variable at run time, which the check did not show. */
+      warnings: LoadProblem[];
       /** The previous context.py's copy, or null when there was none. */
       backup: string | null;
       python: string;
@@ -116,9 +118,11 @@ export async function installContext(
     if (!result.ok) {
       return { installed: false, stage: 'load', report, problems: result.problems.map(asNewFile), traceback: result.traceback };
     }
-    if (result.context.static_problems.length > 0) {
-      return { installed: false, stage: 'load', report, problems: result.context.static_problems.map(asNewFile), traceback: null };
-    }
+    // They do not block, as they do not stop read-context (the check shows them as warnings).
+    const shown = new Set(reading.diagnostics.map((d) => `${d.line}:${d.message}`));
+    const warnings = result.context.static_problems
+      .filter((p) => !shown.has(`${p.line}:${p.message}`))
+      .map(asNewFile);
 
     let backup: string | null = null;
     if (existsSync(dbDir.contextFile)) {
@@ -141,6 +145,7 @@ export async function installContext(
       installed: true,
       report,
       context: result.context,
+      warnings,
       backup,
       python: python.python,
       pythonVersion: python.info.version,

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { DatabaseDir } from '../../src/database-dir.js';
 import { newDbId, openDatabase, type DamnitDb } from '../../src/db/database.js';
+import { VIEW_MAX_VARIABLES } from '../../src/db/schema.js';
 import { makeTempDir } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
 import { failure, result, variable } from './fixtures.js';
@@ -207,6 +208,33 @@ describe('upsertVariables', () => {
     const broken = { ...variable('new_one'), title: undefined as unknown as string, tags: 5 as unknown as string[] };
     assert.throws(() => db.upsertVariables([variable('another'), broken]));
     assert.deepEqual(rows(db), before);
+  });
+});
+
+// Issue 15: more variables than SQLite allows columns in a view (2000) no longer break the views.
+describe('a context with more variables than the views can hold', () => {
+  it('builds the views from the first ones, keeps every value, and names those left out', () => {
+    const { db, cleanup } = openFresh();
+    try {
+      const names = Array.from({ length: 3000 }, (_, i) => `v${String(i).padStart(4, '0')}`);
+      db.upsertVariables(names.map((name) => variable(name)));
+      db.recordRunResults(1234, 1, {
+        startTime: 1795488776,
+        variables: names.map((name, i) => result(name, { t: 'int', v: String(i) })),
+      });
+      assert.equal(VIEW_MAX_VARIABLES, 1996);
+      const row = db.connection.prepare('SELECT * FROM runs').get() as Record<string, unknown>;
+      assert.equal(Object.keys(row).length, 2000);
+      assert.equal(row.v1995, 1995);
+      assert.equal('v1996' in row, false);
+      const diffs = db.connection.prepare('SELECT * FROM max_diffs').get() as Record<string, unknown>;
+      assert.equal(Object.keys(diffs).length, 1998);
+      assert.deepEqual(db.namesLeftOutOfViews(), names.slice(1996));
+      const stored = db.connection.prepare('SELECT count(*) FROM run_variables').pluck().get();
+      assert.equal(stored, 3000);
+    } finally {
+      cleanup();
+    }
   });
 });
 

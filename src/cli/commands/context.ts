@@ -13,11 +13,12 @@ import { plural } from '../../text.js';
 import { CliError } from '../errors.js';
 import { withStatus } from '../progress.js';
 import { pyflakesSkippedLine, STARTING_CHECKER } from './check.js';
+import { viewOverflowWarning } from './read-context.js';
 
 /** What the real loader found, shown like what the check finds. */
-function loadProblemAsDiagnostic(problem: LoadProblem): Diagnostic {
+function loadProblemAsDiagnostic(problem: LoadProblem, severity: Diagnostic['severity']): Diagnostic {
   return {
-    severity: 'error',
+    severity,
     kind: problem.kind,
     message: problem.message,
     line: problem.line,
@@ -63,11 +64,17 @@ export function register(program: Command): void {
           throw new CliError(`${newFile} has ${plural(errors, 'error')}; ${unchanged}`);
         }
         if (!outcome.installed) {
-          const loadReport = { ...outcome.report, diagnostics: outcome.problems.map(loadProblemAsDiagnostic) };
+          const loadReport = { ...outcome.report, diagnostics: outcome.problems.map((p) => loadProblemAsDiagnostic(p, 'error')) };
           process.stderr.write(formatText([loadReport], textOptions));
           if (debug && outcome.traceback) process.stderr.write(outcome.traceback.replace(/\n?$/, '\n'));
           throw new CliError(`${newFile} does not load with the context_python; ${unchanged}`);
         }
+        if (outcome.warnings.length > 0) {
+          const diagnostics = outcome.warnings.map((p) => loadProblemAsDiagnostic(p, 'warning'));
+          process.stderr.write(formatText([{ ...outcome.report, diagnostics }], textOptions));
+        }
+        const overflow = viewOverflowWarning(db);
+        if (overflow !== null) process.stderr.write(`warning: ${overflow}\n`);
         const variables = outcome.context.variables;
         const kept = outcome.backup === null ? '' : `; the previous version is ${path.relative(dir.root, outcome.backup)}`;
         console.log(`Installed ${newFile} as ${CONTEXT_FILE}${kept}`);

@@ -3,12 +3,13 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
 import { requireDatabaseDir, CONTEXT_FILE } from '../../database-dir.js';
-import { openDatabase } from '../../db/database.js';
+import { openDatabase, type DamnitDb } from '../../db/database.js';
+import { SQLITE_MAX_COLUMNS, VIEW_MAX_VARIABLES } from '../../db/schema.js';
 import { numberSetting } from '../../db/config-keys.js';
 import { describeContext } from '../../context/describe.js';
 import { requireContextPython } from '../../context/interpreter.js';
 import type { LoadProblem } from '../../context/protocol.js';
-import { plural } from '../../text.js';
+import { nameList, plural } from '../../text.js';
 
 /**
  * `context.py:LINE:COL: message`, with as much of the location as is known; a problem of the
@@ -19,6 +20,28 @@ export function formatProblem(problem: LoadProblem, cwd: string = process.cwd())
   const file = problem.file ? path.relative(cwd, problem.file) || problem.file : CONTEXT_FILE;
   const column = problem.column === null ? '' : `:${problem.column}`;
   return `${file}:${problem.line}${column}: ${problem.message}`;
+}
+
+/**
+ * Problems that fail or skip only their own variable at run time (an unknown annotation, a
+ * `param#` with no default): the context still loads, as in the reference, so they are warnings.
+ */
+export function warnStaticProblems(problems: LoadProblem[]): void {
+  for (const problem of problems) process.stderr.write(`warning: ${formatProblem(problem)}\n`);
+}
+
+/**
+ * The warning for a context with more variables than SQLite lets the `runs` view show, or null.
+ * Their values are still recorded (run_variables, the HDF5 files); only the view leaves them out.
+ */
+export function viewOverflowWarning(db: DamnitDb): string | null {
+  const leftOut = db.namesLeftOutOfViews();
+  if (leftOut.length === 0) return null;
+  return (
+    `the runs view shows only the first ${VIEW_MAX_VARIABLES} variables (SQLite allows ` +
+    `${SQLITE_MAX_COLUMNS} columns); ${plural(leftOut.length, 'variable')} are left out of it but ` +
+    `still recorded in run_variables and the HDF5 files: ${nameList(leftOut)}`
+  );
 }
 
 export function register(program: Command): void {
@@ -50,11 +73,11 @@ export function register(program: Command): void {
           throw new CliError(`${CONTEXT_FILE} has ${what}; the database was not changed`);
         };
         if (!result.ok) return fail(result.problems, result.traceback);
-        // Problems that would fail only their variable at run time still make the file invalid,
-        // as validation before saving says.
-        if (result.context.static_problems.length > 0) return fail(result.context.static_problems, null);
+        warnStaticProblems(result.context.static_problems);
         const variables = result.context.variables;
         db.upsertVariables(variables);
+        const overflow = viewOverflowWarning(db);
+        if (overflow !== null) process.stderr.write(`warning: ${overflow}\n`);
         const transient = variables.filter((v) => v.transient).length;
         const note = transient > 0 ? ` (${transient} transient, not stored)` : '';
         console.log(

@@ -26,7 +26,7 @@ import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
 import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cluster.js';
 import { reprocessWatched } from '../reprocess-watch.js';
-import { formatProblem } from './read-context.js';
+import { formatProblem, viewOverflowWarning, warnStaticProblems } from './read-context.js';
 
 /** One try at a locked database blocks this long at most; DatabasePatience waits between tries. */
 const BUSY_TRY_MS = 1_000;
@@ -95,11 +95,10 @@ async function loadContext(
     if (debug && result.traceback) process.stderr.write(result.traceback.replace(/\n?$/, '\n'));
     throw new CliError(`${CONTEXT_FILE} cannot be loaded; no run was processed`);
   }
-  // At run time these fail only their own variable (contract section 5), so they do not stop us.
-  for (const problem of result.context.static_problems) {
-    process.stderr.write(`warning: ${formatProblem(problem)}\n`);
-  }
+  warnStaticProblems(result.context.static_problems);
   await patience.write(() => db.upsertVariables(result.context.variables));
+  const overflow = viewOverflowWarning(db);
+  if (overflow !== null) process.stderr.write(`warning: ${overflow}\n`);
 }
 
 export function register(program: Command): void {

@@ -18,9 +18,8 @@ import sys
 import traceback
 import types
 
-from _damnit_shim import groups
 from _damnit_shim.compiled import CompiledContext
-from _damnit_shim.pipeline import build_compiled, pipeline_scope
+from _damnit_shim.pipeline import collect_context, pipeline_scope
 from damnit_ctx import Variable, is_group_instance
 
 # The context runs as a real module under this name, so that classes it defines
@@ -73,7 +72,7 @@ def load_source(source, path, main=False):
     with pipeline_scope(path) as state:
         module = _execute(code, path, source, main)
         try:
-            collected = _collect(vars(module), state, source)
+            collected = collect_context(vars(module), state, source)
         except Exception as e:
             raise ContextLoadError(
                 [_group_problem(e, path, source, state, position)],
@@ -83,23 +82,6 @@ def load_source(source, path, main=False):
         raise ContextLoadError([_as_dict(p, path, loaded) for p in loaded.problems],
                                original=loaded.problem_exception())
     return loaded
-
-
-def _collect(module_globals, state, source):
-    """The compiled variables of an executed context, as the reference collects them."""
-    variables = {}
-    for value in list(module_globals.values()):
-        # Two Variables with one name: the later one wins, as in the reference.
-        if isinstance(value, Variable) and value.func is not None:
-            variables[value.name] = value
-    if not state.used:
-        return build_compiled(variables, source, context=module_globals, check=False)
-    groups.assign_group_names(module_globals)
-    found = [value for value in module_globals.values() if is_group_instance(value)]
-    pipeline = state.pipeline
-    if not state.explicit:
-        pipeline._build_context(items=list(variables.values()) + found, check=False)
-    return pipeline._build_context(code_override=source, check=False)
 
 
 def _group_problem(e, path, source, state, position):

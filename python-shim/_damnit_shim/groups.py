@@ -18,6 +18,7 @@ import re
 from collections import deque
 from copy import copy
 
+from _damnit_shim.ctx_rules import UNKNOWN
 from damnit_ctx import (
     GroupBoundVariable, GroupError, Variable, _normalize_tags, is_group_instance,
 )
@@ -129,11 +130,14 @@ def _missing_placeholder(group, path):
 
 
 def resolve_self_annotation(annotation, group):
-    """(`var#...` annotation, placeholder Variable or None) for a `self#` annotation."""
+    """(`var#...` annotation, placeholder Variable or None) for a `self#` annotation. A field
+    the offline checker could not read (UNKNOWN) gives an UNKNOWN annotation."""
     path = annotation[len("self#"):]
     target, _, rest = path.partition(".")
     if rest:
         linked = getattr(group, target)
+        if linked is UNKNOWN:
+            return UNKNOWN, None
         if linked is None:
             placeholder = _missing_placeholder(group, path)
             return "var#" + placeholder.name, placeholder
@@ -148,6 +152,8 @@ def resolve_self_annotation(annotation, group):
         raise GroupError(
             "Attribute %r on group %r does not exist, but is referenced as a dependency in "
             "annotation." % (target, group.name))
+    if ref is UNKNOWN:
+        return UNKNOWN, None
     if ref is None:
         placeholder = _missing_placeholder(group, target)
         return "var#" + placeholder.name, placeholder
@@ -175,9 +181,9 @@ def expand_group(group):
             annotations = {}
             for arg, param in inspect.signature(bound).parameters.items():
                 annotation = written.get(arg, param.annotation)
-                if not isinstance(annotation, str):
+                if annotation is not UNKNOWN and not isinstance(annotation, str):
                     continue
-                if annotation.startswith("self#"):
+                if isinstance(annotation, str) and annotation.startswith("self#"):
                     annotation, placeholder = resolve_self_annotation(annotation, group)
                     if placeholder is not None:
                         expanded[placeholder.name] = placeholder

@@ -117,6 +117,27 @@ def build_compiled(variables, code, *, group_items=None, context=None, check=Tru
     return compiled
 
 
+def collect_context(module_globals, state, code):
+    """The compiled variables of an executed context (its globals, and the state of its
+    pipeline_scope), as the reference collects them: its Variables and the variables of its
+    groups, or what it put in its default Pipeline. Rule problems are left in `problems`."""
+    from _damnit_shim import groups
+
+    variables = {}
+    for value in list(module_globals.values()):
+        # Two Variables with one name: the later one wins, as in the reference.
+        if isinstance(value, Variable) and value.func is not None:
+            variables[value.name] = value
+    if not state.used:
+        return build_compiled(variables, code, context=module_globals, check=False)
+    groups.assign_group_names(module_globals)
+    found = [value for value in module_globals.values() if is_group_instance(value)]
+    pipeline = state.pipeline
+    if not state.explicit:
+        pipeline._build_context(items=list(variables.values()) + found, check=False)
+    return pipeline._build_context(code_override=code, check=False)
+
+
 class Pipeline:
     """A set of variables (and group instances) to run together on one run.
 

@@ -15,9 +15,24 @@ import { DEFAULT_WHEELS_DIR, PYTHON_SHIM_DIR, pyodideIndexDir } from './package-
 /** Overrides where the pyflakes wheel is looked for (tests, unusual installs). */
 export const WHEELS_DIR_ENV = 'DAMNIT_WHEELS_DIR';
 
-/** The shim's package, with only the modules static_reader needs, copied into Pyodide's file system. */
+/**
+ * The shim's package, with only the modules static_reader needs, copied into Pyodide's file system,
+ * and damnit_ctx.py next to it: contexts with groups and pipelines are checked with the real
+ * Group, Pipeline and loader code (static_groups.py).
+ */
 const SHIM_PACKAGE = '_damnit_shim';
-const SHIM_MODULES = ['__init__.py', 'ctx_rules.py', 'static_reader.py'];
+const SHIM_MODULES = [
+  '__init__.py',
+  'ctx_rules.py',
+  'static_reader.py',
+  'static_variables.py',
+  'static_groups.py',
+  'static_stand_ins.py',
+  'groups.py',
+  'pipeline.py',
+  'compiled.py',
+];
+const SHIM_TOP_MODULES = ['damnit_ctx.py'];
 const PYODIDE_SHIM_DIR = '/damnit/python-shim';
 
 export type PyflakesStatus =
@@ -101,6 +116,9 @@ export class ContextValidator {
         `${PYODIDE_SHIM_DIR}/${SHIM_PACKAGE}/${module}`,
         readFileSync(path.join(PYTHON_SHIM_DIR, SHIM_PACKAGE, module)),
       );
+    }
+    for (const module of SHIM_TOP_MODULES) {
+      pyodide.FS.writeFile(`${PYODIDE_SHIM_DIR}/${module}`, readFileSync(path.join(PYTHON_SHIM_DIR, module)));
     }
     const pyflakes = opts.pyflakes === false
       ? ({ available: false, reason: 'turned off' } as const)

@@ -1,22 +1,14 @@
 // The shim's `describe` command and context loader, run directly in a real interpreter with a
 // file channel: every load problem with the reference's wording and its line, promotion, order.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { execa } from 'execa';
-import {
-  parseShimMessage,
-  type ContextMessage,
-  type LoadErrorMessage,
-  type ShimMessage,
-  type VariableInfo,
-} from '../../src/context/protocol.js';
+import type { ContextMessage, LoadErrorMessage, VariableInfo } from '../../src/context/protocol.js';
 import { makeTempDir } from '../helpers/cli.js';
-import { REPO_ROOT, TEST_PYTHON } from '../helpers/paths.js';
+import { describeShim, loaded, loadFailed, type DescribeOutput } from './runner-helpers.js';
 
-const SHIM = path.join(REPO_ROOT, 'python-shim', 'damnit_shim.py');
 const tmp = makeTempDir('damnit-describe-');
 after(() => tmp.cleanup());
 
@@ -26,40 +18,22 @@ let counter = 0;
 async function describeSource(
   source: string | Buffer,
   opts: { python?: string; extraFiles?: Record<string, string> } = {},
-): Promise<{ messages: ShimMessage[]; stdout: string; stderr: string; exitCode: number | undefined }> {
+): Promise<DescribeOutput> {
   counter += 1;
   const dir = path.join(tmp.dir, `ctx${counter}`);
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'context.py');
   writeFileSync(file, source);
   for (const [name, text] of Object.entries(opts.extraFiles ?? {})) writeFileSync(path.join(dir, name), text);
-  const channel = path.join(dir, 'channel.jsonl');
-  const result = await execa(opts.python ?? TEST_PYTHON, [SHIM, '--channel', `file:${channel}`, 'describe', file], {
-    cwd: dir,
-    reject: false,
-  });
-  const lines = existsSync(channel) ? readFileSync(channel, 'utf8').split('\n').filter((l) => l !== '') : [];
-  return {
-    messages: lines.map(parseShimMessage),
-    stdout: String(result.stdout),
-    stderr: String(result.stderr),
-    exitCode: result.exitCode,
-  };
+  return describeShim(file, opts.python);
 }
 
 async function loadOk(source: string, python?: string): Promise<ContextMessage> {
-  const { messages, stderr } = await describeSource(source, { python });
-  const last = messages.at(-1);
-  assert.equal(last?.kind, 'context', `expected a context message, got ${JSON.stringify(last)}\n${stderr}`);
-  return last as ContextMessage;
+  return loaded(await describeSource(source, { python }));
 }
 
 async function loadError(source: string | Buffer): Promise<LoadErrorMessage> {
-  const { messages, exitCode } = await describeSource(source);
-  const last = messages.at(-1);
-  assert.equal(last?.kind, 'load_error', `expected a load_error message, got ${JSON.stringify(last)}`);
-  assert.equal(exitCode, 0, 'describe exits 0 when it reported a load error');
-  return last as LoadErrorMessage;
+  return loadFailed(await describeSource(source));
 }
 
 function byName(context: ContextMessage): Map<string, VariableInfo> {

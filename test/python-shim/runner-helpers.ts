@@ -1,6 +1,7 @@
 /**
- * Helpers for the shim's `run` command tests: run it in the real interpreter with a file
- * channel and read its messages (HDF5 files and sample proposals: ../helpers/python.ts).
+ * Helpers for the shim's `describe` and `run` command tests: run them in the real interpreter
+ * with a file channel and read their messages (HDF5 files and sample proposals:
+ * ../helpers/python.ts).
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,6 +9,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import {
   parseShimMessage,
+  type ContextMessage,
+  type LoadErrorMessage,
   type ShimMessage,
   type VariableResultMessage,
 } from '../../src/context/protocol.js';
@@ -70,6 +73,45 @@ export function readChannel(channel: string): ShimMessage[] {
 }
 
 let runCounter = 0;
+
+export interface DescribeOutput {
+  messages: ShimMessage[];
+  stdout: string;
+  stderr: string;
+  exitCode: number | undefined;
+}
+
+/** Runs `describe` on a context file and collects its messages. */
+export async function describeShim(contextFile: string, python: string = TEST_PYTHON): Promise<DescribeOutput> {
+  runCounter += 1;
+  const dir = path.dirname(contextFile);
+  const channel = path.join(dir, `channel-${process.pid}-${runCounter}.jsonl`);
+  const result = await execa(python, [SHIM, '--channel', `file:${channel}`, 'describe', contextFile], {
+    cwd: dir,
+    reject: false,
+  });
+  return {
+    messages: readChannel(channel),
+    stdout: String(result.stdout),
+    stderr: String(result.stderr),
+    exitCode: result.exitCode,
+  };
+}
+
+/** The context message of a describe that loaded the context. */
+export function loaded(out: DescribeOutput): ContextMessage {
+  const last = out.messages.at(-1);
+  assert.equal(last?.kind, 'context', `expected a context message, got ${JSON.stringify(last)}\n${out.stderr}`);
+  return last as ContextMessage;
+}
+
+/** The load_error message of a describe that could not load the context. */
+export function loadFailed(out: DescribeOutput): LoadErrorMessage {
+  const last = out.messages.at(-1);
+  assert.equal(last?.kind, 'load_error', `expected a load_error message, got ${JSON.stringify(last)}`);
+  assert.equal(out.exitCode, 0, 'describe exits 0 when it reported a load error');
+  return last as LoadErrorMessage;
+}
 
 /** Runs `run` on a context file (mock run unless `mock: false`) and collects its messages. */
 export async function runShim(contextFile: string, opts: RunOptions = {}): Promise<RunOutput> {

@@ -18,7 +18,14 @@ const CheckJson = z.object({
     z.object({
       file: z.string(),
       python_version: z.string(),
-      diagnostics: z.array(z.object({ severity: z.enum(['error', 'warning']), line: z.number().nullable() })),
+      diagnostics: z.array(
+        z.object({
+          severity: z.enum(['error', 'warning']),
+          line: z.number().nullable(),
+          column: z.number().nullable(),
+          message: z.string(),
+        }),
+      ),
     }),
   ),
 });
@@ -35,10 +42,14 @@ function loadErrorLines(result: CliResult): number[] {
   return [...result.stderr.matchAll(/^context\.py:(\d+)(?::\d+)?: /gm)].map((m) => Number(m[1]));
 }
 
-function checkErrorLines(file: CorpusFile): number[] {
+function checkErrors(file: CorpusFile): z.infer<typeof CheckJson>['files'][number]['diagnostics'] {
   const entry = checked.files.find((f) => f.file === path.join(dirOf(file), 'context.py'));
   assert.ok(entry, `check reported nothing for ${file.name}`);
-  return entry.diagnostics.filter((d) => d.severity === 'error').map((d) => d.line ?? 0);
+  return entry.diagnostics.filter((d) => d.severity === 'error');
+}
+
+function checkErrorLines(file: CorpusFile): number[] {
+  return checkErrors(file).map((d) => d.line ?? 0);
 }
 
 before(async () => {
@@ -100,6 +111,22 @@ describe('what only the real interpreter sees', () => {
       assert.ok(expected);
       assert.deepEqual(loadErrorLines(load), [expected.line]);
       assert.match(load.stderr, new RegExp(expected.words, 'i'));
+    });
+  }
+});
+
+// Issue 9's bad input for groups and pipelines, and issue 15's names: not only the same lines,
+// the same error at the same `context.py:LINE:COL`, word for word.
+describe('the same error at the same place, word for word', () => {
+  const exact = /^(group-|pipeline-|reserved-name|invalid-name)/;
+  for (const file of files.filter((f) => f.group === 'errors' && exact.test(f.name))) {
+    test(`${file.group}/${file.name}`, () => {
+      const load = loaded.get(file.name);
+      assert.ok(load);
+      const fromCheck = checkErrors(file).map((d) => `context.py:${d.line}:${d.column}: ${d.message}`);
+      const fromLoad = load.stderr.split('\n').filter((l) => l.startsWith('context.py:'));
+      assert.equal(fromCheck.length, 1, JSON.stringify(fromCheck));
+      assert.deepEqual(fromLoad, fromCheck);
     });
   }
 });

@@ -89,6 +89,25 @@ class Variable:
         return {arg: annotation[len(prefix):] for arg, annotation in self.annotations().items()
                 if isinstance(annotation, str) and annotation.startswith(prefix)}
 
+    def check(self):
+        """Messages of what is wrong with this variable's name, data, tags and units."""
+        from _damnit_shim import ctx_rules
+        spec = {"name": self.name, "data": self._data, "tags": self.tags, "units": self.units}
+        return [problem.message for problem in ctx_rules.declaration_problems(spec)]
+
+    def evaluate(self, run_data, kwargs):
+        """The function's result for one run, as a Cell with this variable's summary and
+        units where the result has none (the contract's run executor checks it later)."""
+        cell = self.func(run_data, **kwargs)
+        if not isinstance(cell, Cell):
+            cell = Cell(cell)
+        if not self.transient:
+            if cell.summary is None:
+                cell.summary = self.summary
+            if cell.units is None:
+                cell.units = self.units
+        return cell
+
     def __repr__(self):
         return "<Variable %s>" % (self.name,)
 
@@ -231,4 +250,35 @@ def __getattr__(name):
     if name in ("Pipeline", "pipeline_scope"):
         from _damnit_shim import pipeline
         return getattr(pipeline, name)
+    # DAMNIT's own modules (imported by `damnit.context` where DAMNIT is installed) take more
+    # from this module than contexts do, helpers that change between versions: what we do not
+    # define comes from DAMNIT's own copy of this module, so that its package keeps working.
+    if not name.startswith("__"):
+        own = _damnits_own_module()
+        if own is not None and hasattr(own, name):
+            return getattr(own, name)
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+_DAMNITS_OWN = []
+
+
+def _damnits_own_module():
+    """DAMNIT's own damnit_ctx.py (`damnit/ctxsupport/damnit_ctx.py` on sys.path, never a
+    user's module of that name), imported under a name of its own, or None."""
+    if not _DAMNITS_OWN:
+        import importlib.util
+        found = None
+        for entry in list(sys.path):
+            directory = os.path.abspath(entry or ".")
+            candidate = os.path.join(directory, "damnit_ctx.py")
+            if os.path.basename(directory) == "ctxsupport" and \
+                    os.path.basename(os.path.dirname(directory)) == "damnit" and \
+                    os.path.isfile(candidate):
+                spec = importlib.util.spec_from_file_location("_damnits_own_damnit_ctx", candidate)
+                found = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = found
+                spec.loader.exec_module(found)
+                break
+        _DAMNITS_OWN.append(found)
+    return _DAMNITS_OWN[0]

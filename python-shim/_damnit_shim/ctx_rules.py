@@ -119,8 +119,9 @@ def annotation_problem(spec, param):
         spec["name"], spec.get("line"), scope="static")
 
 
-def variable_problems(spec):
-    """Problems of one variable on its own (decorator arguments, annotations)."""
+def declaration_problems(spec):
+    """Problems of a variable's name, data, tags and units (what the reference's
+    Variable.check() finds)."""
     name, line = spec["name"], spec.get("line")
     problems = []
     problem = name_problem(name, line)
@@ -142,6 +143,13 @@ def variable_problems(spec):
     if known(units) and units is not None and (not isinstance(units, str) or units == ""):
         problems.append(Problem(
             "units=%r for variable %s (must be a non-empty string)" % (units, name), name, line))
+    return problems
+
+
+def variable_problems(spec):
+    """Problems of one variable on its own (decorator arguments, annotations)."""
+    name, line = spec["name"], spec.get("line")
+    problems = declaration_problems(spec)
     summary = spec.get("summary")
     if known(summary) and summary is not None and (
             not isinstance(summary, str) or summary not in NUMPY_REDUCTIONS):

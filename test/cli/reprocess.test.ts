@@ -2,51 +2,19 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
 import { makeTempDir, runCli } from '../helpers/cli.js';
 import { FIXTURES_DIR, TEST_PYTHON } from '../helpers/paths.js';
-import { h5dump, makeSampleProposal, pythonJson } from '../helpers/python.js';
+import { h5dump, pythonJson } from '../helpers/python.js';
+import { makeProposal as makeSampleDatabase, rows, valueOf } from '../helpers/proposal.js';
 
 const tmp = makeTempDir('damnit-reprocess-');
 after(() => tmp.cleanup());
 
 const HEADER = 'import os, time\nimport numpy as np\nfrom damnit_ctx import Variable, Cell, Skip\n\n';
 
-/** A proposal with `runs` sample runs and a database directory at the conventional place. */
+/** A proposal named `name` under the test's directory, with `runs` sample runs. */
 async function makeProposal(name: string, runs: number, context: string): Promise<{ root: string; db: string }> {
-  const root = path.join(tmp.dir, name);
-  await makeSampleProposal(root, ['--runs', String(runs), '--trains', '20']);
-  const db = path.join(root, 'usr', 'Shared', 'amore');
-  mkdirSync(db, { recursive: true });
-  writeFileSync(path.join(db, 'context.py'), context);
-  const created = await runCli(['proposal', '1234'], { cwd: db });
-  assert.equal(created.code, 0, created.stderr);
-  const configured = await runCli(['db-config', 'context_python', TEST_PYTHON], { cwd: db });
-  assert.equal(configured.code, 0, configured.stderr);
-  return { root, db };
-}
-
-interface Row {
-  run: number;
-  name: string;
-  value: unknown;
-  timestamp: number;
-  attributes: string | null;
-}
-
-function rows(db: string): Row[] {
-  const conn = new Database(path.join(db, 'runs.sqlite'), { readonly: true });
-  try {
-    return conn.prepare('SELECT run, name, value, timestamp, attributes FROM run_variables ORDER BY run, name').all() as Row[];
-  } finally {
-    conn.close();
-  }
-}
-
-function valueOf(db: string, run: number, name: string): unknown {
-  const row = rows(db).find((r) => r.run === run && r.name === name);
-  assert.ok(row, `no row for r${run} ${name}`);
-  return row.value;
+  return makeSampleDatabase(path.join(tmp.dir, name), runs, context);
 }
 
 describe("reprocess: the seed's example context on sample runs", () => {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ContextMessage, LoadErrorMessage, VariableInfo } from '../../src/context/protocol.js';
 import { makeTempDir } from '../helpers/cli.js';
-import { describeShim, loaded, loadFailed, type DescribeOutput } from './runner-helpers.js';
+import { describeShim, loaded, loadFailed, runOk, writeContext, type DescribeOutput } from './runner-helpers.js';
 
 const tmp = makeTempDir('damnit-describe-');
 after(() => tmp.cleanup());
@@ -132,6 +132,23 @@ describe('describe: a context that loads', () => {
     );
     assert.deepEqual(
       context.variables.map((v) => v.name),
+      ['a', 'd', 'b', 'c'],
+    );
+  });
+
+  test('variables run in that order: the log says so', async () => {
+    counter += 1;
+    const file = writeContext(
+      path.join(tmp.dir, `ctx${counter}`),
+      HEADER +
+        '@Variable\ndef c(run, x: "var#b"):\n    return x\n' +
+        '@Variable\ndef a(run):\n    return 1\n' +
+        '@Variable\ndef b(run, x: "var#a"):\n    return x\n' +
+        '@Variable\ndef d(run):\n    return 4\n',
+    );
+    const out = await runOk(file);
+    assert.deepEqual(
+      [...out.stderr.matchAll(/Computed (\w+) in/g)].map((m) => m[1]),
       ['a', 'd', 'b', 'c'],
     );
   });

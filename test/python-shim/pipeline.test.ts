@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeTempDir } from '../helpers/cli.js';
 import { makeSampleProposal, pythonJson } from '../helpers/python.js';
+import { result, runOk, writeContext } from './runner-helpers.js';
 
 const tmp = makeTempDir('damnit-pipeline-');
 after(() => tmp.cleanup());
@@ -621,5 +622,25 @@ describe("Pipeline: the guide's examples in a notebook", () => {
     assert.deepEqual(got.dev_values, [123, 456]);
     assert.deepEqual(got.merged, ['a', 'b', 'xgm_sa2.corrected_energy', 'xgm_sa2.pulse_energy']);
     assert.equal(got.merged_title, 'A');
+  });
+});
+
+describe('param# in the backend, which has no parameter values', () => {
+  test("the default is used; without one the variable is skipped with the reference's log line, nothing sent", async () => {
+    const file = writeContext(
+      path.join(tmp.dir, 'params'),
+      'from damnit_ctx import Variable\n\n' +
+        '@Variable\ndef scaled(run, n: "meta#run_number", factor: "param#factor"):\n    return n * factor\n\n' +
+        '@Variable\ndef offset(run, n: "meta#run_number", shift: "param#shift" = 100):\n    return n + shift\n\n' +
+        '@Variable\ndef after_scaled(run, s: "var#scaled"):\n    return s\n',
+    );
+    const out = await runOk(file, { run: 3 });
+    assert.match(out.stderr, /WARNING:ctxrunner:Skipping scaled because of missing parameter values: factor\n/);
+    assert.equal(out.results.has('scaled'), false);
+    assert.deepEqual(result(out, 'offset').value, { t: 'int', v: '103' });
+    assert.deepEqual(result(out, 'after_scaled').attributes, {
+      error: "Dependencies returned no data:\n- 'scaled'",
+      error_cls: 'Skip',
+    });
   });
 });

@@ -119,6 +119,30 @@ describe('cluster variables in a Slurm job', () => {
     assert.deepEqual(readdirSync(path.join(dir, 'slurm_logs', '.channels')), [], 'channel files are removed once read');
   });
 
+  // Issue 9: dotted names through the cluster split.
+  test("a group's cluster variable and its promoted dependants run in the job, under their dotted names", async () => {
+    const dir = await database(
+      'import os\nfrom damnit_ctx import Group, Variable\n\n' +
+        '@Group\nclass Detector:\n    gain: float = 2.0\n\n' +
+        '    @Variable(title="Raw sum")\n    def raw_sum(self, run):\n        return 3\n\n' +
+        '    @Variable(title="Heavy", cluster=True)\n    def heavy(self, run, s: "self#raw_sum"):\n        return s * self.gain\n\n' +
+        '    @Variable(title="Where")\n    def where(self, run, h: "self#heavy"):\n' +
+        '        return os.environ.get("SLURM_JOB_NAME", "here")\n\n' +
+        'agipd = Detector(title="AGIPD")\n',
+    );
+    const res = await runCli(['reprocess', '1', '--mock'], { cwd: dir, env });
+    assert.equal(res.code, 0, res.stderr);
+    const { log } = submittedJob(res);
+    assert.match(readFileSync(path.join(dir, log), 'utf8'), /Computed agipd\.heavy in/);
+    const rows = rowsOf(dir);
+    assert.equal(Number(rows.get('agipd.raw_sum')?.value), 3);
+    assert.equal(Number(rows.get('agipd.heavy')?.value), 6);
+    assert.equal(rows.get('agipd.where')?.value, 'r1-p1234-damnit');
+    const h5 = await h5dump(path.join(dir, 'extracted_data', 'p1234_r1.h5'));
+    assert.equal(h5.get('agipd.heavy/data')?.value, 6);
+    assert.equal(h5.get('.reduced/agipd.raw_sum')?.value, 3);
+  });
+
   test('a run without cluster variables submits no job', async () => {
     const dir = await database('from damnit_ctx import Variable\n\n@Variable(title="A")\ndef a(run):\n    return 1\n');
     const res = await runCli(['reprocess', '1', '--mock'], { cwd: dir, env });

@@ -175,6 +175,9 @@ def expand_group(group):
             bound = var_def.func.__get__(group, type(group))
             var = copy(var_def)
             var(bound)
+            # The method's own docstring, as read when it was decorated: inspect.getdoc of a
+            # bound method would find the Variable object's class docstring instead.
+            var.description = var_def.description
             var.name = "%s.%s" % (group.name, var_def.name)
             var.title = "%s%s%s" % (group.title, group.sep, var_def.title)
             written = getattr(var_def.func, "__annotations__", None) or {}

@@ -121,6 +121,25 @@ xgm = XGM(name="xgm_sa2", title="XGM Diag", device_name="SA2_XTD6_XGM/XGM/DOOCS"
     assert.deepEqual(v?.tags, ['Energy', 'XGM']);
   });
 
+  test("a group variable's description is its method's docstring, or none", async () => {
+    const vars = await load(`
+@Group
+class XGM:
+    @Variable(title="Energy")
+    def energy(self, run):
+        """Pulse energy per train."""
+        return 1
+
+    @Variable(title="Plain")
+    def plain(self, run):
+        return 2
+
+xgm = XGM()
+`);
+    assert.equal(vars.get('xgm.energy')?.description, 'Pulse energy per train.');
+    assert.equal(vars.get('xgm.plain')?.description, null);
+  });
+
   // test_group_name_from_context_assignment
   test('a group without a name takes the name of its global', async () => {
     const { vars, out } = await run(`

@@ -49,11 +49,11 @@ export const ContextMessage = z.object({
   ...base,
   kind: z.literal('context'),
   file: z.string(),
-  /** In execution order: topological, ties in definition order. */
+  /** In execution order: the reference's, in waves of variables whose dependencies have run. */
   variables: z.array(VariableInfo),
   /**
-   * Problems that block validation (read-context, check) but at run time fail only their
-   * variable (ctx_rules scope "static"): an unknown annotation, a summary that is no reduction.
+   * Problems that at run time fail or skip only their variable (ctx_rules scope "static"): an
+   * unknown annotation, a param# without default, a summary that is no reduction. Warnings.
    */
   static_problems: z.array(z.lazy(() => LoadProblem)),
 });

@@ -250,3 +250,54 @@ describe('reading variables from the source', () => {
     assert.deepEqual(errors(second), []);
   });
 });
+
+describe('groups and pipelines, followed offline', () => {
+  const GROUP = (target = '') =>
+    'from damnit.context import Group, Variable\n\n' +
+    '@Group\nclass G:\n    scale: int = 1\n\n' +
+    '    @Variable(title="V")\n    def v(self, run, y: "self#w", z: "var#top", x: "param#x" = 1):\n        return x\n\n' +
+    '    @Variable(title="W")\n    def w(self, run):\n        return 1\n\n' +
+    '@Variable(title="Top")\ndef top(run):\n    return 1\n\n' +
+    `g = G(${target})\n`;
+
+  test('damnit.context imports, self# and param# give no pyflakes noise, and the variables are read', () => {
+    const reading = check(GROUP());
+    assert.deepEqual(reading.diagnostics, []);
+    assert.equal(reading.complete, true);
+    assert.deepEqual(
+      reading.variables.map((v) => [v.name, v.title]).sort(),
+      [
+        ['g.v', 'g/V'],
+        ['g.w', 'g/W'],
+        ['top', 'Top'],
+      ],
+    );
+  });
+
+  test('Groups need Python 3.10: checked for 3.9, the decorator line is the error', () => {
+    const reading = check(GROUP(), { major: 3, minor: 9 });
+    assert.deepEqual(
+      errors(reading).map((d) => [d.line, d.column, d.message]),
+      [[3, 2, 'GroupError: Groups need Python 3.10 or newer (keyword-only dataclass fields); this is Python 3.9']],
+    );
+  });
+
+  test('an instance made with an unknown value is not guessed at, a certain error still is', () => {
+    const unknown = check(GROUP('name=make_name(), scale=3'));
+    assert.deepEqual(errors(unknown), []);
+    assert.equal(unknown.complete, false);
+    const certain = check(GROUP('scale=3, scael=2'));
+    assert.deepEqual(
+      errors(certain).map((d) => [d.line, d.message]),
+      [[19, "TypeError: G.__init__() got an unexpected keyword argument 'scael'"]],
+    );
+  });
+
+  test('groups made in a loop the checker does not follow: nothing is guessed', () => {
+    const reading = check(
+      GROUP() + 'for i in range(3):\n    globals()[f"g{i}"] = G(name=f"dup")\n',
+    );
+    assert.deepEqual(errors(reading), []);
+    assert.equal(reading.complete, false);
+  });
+});

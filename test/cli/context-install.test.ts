@@ -111,6 +111,17 @@ describe('installing', () => {
     assert.deepEqual(listing(dir), ['context.py', 'context_history', 'new.py', 'runs.sqlite']);
   });
 
+  // Issue 9: what fails only its variable at run time does not block, as for read-context.
+  test('an unknown annotation is a warning: installed, every variable read', async () => {
+    const dir = database();
+    copyFileSync(corpusFile('valid', 'unknown-annotation.py'), path.join(dir, 'new.py'));
+    const result = await runCli(['context', 'install', 'new.py'], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /^new\.py:6:1: warning: Unknown path 'meta#run_nr' for variable 'Run'$/m);
+    assert.equal(result.stderr.match(/Unknown path/g)?.length, 1, 'shown once, not again by the loader');
+    assert.deepEqual(variableNames(dir), ['old', 'run_no']);
+  });
+
   test('a second install keeps both earlier versions', async () => {
     const dir = database();
     copyFileSync(corpusFile('valid', 'seed-example.py'), path.join(dir, 'one.py'));

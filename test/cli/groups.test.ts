@@ -106,8 +106,28 @@ print(json.dumps({"keys": keys, "titles": {k: titles[k] for k in names},
 const close = (actual: unknown, expected: number | undefined): boolean =>
   typeof actual === 'number' && expected !== undefined && Math.abs(actual - expected) <= 1e-5 * Math.abs(expected);
 
+/** Each guide example runs on run 1 with --mock and on run 2 from its files. */
+async function mockAndReal(context: string): Promise<{ mock: string; real: string }> {
+  const mock = await reprocess(context, ['1'], true);
+  const real = await reprocess(context, ['2']);
+  return { mock: mock.stderr, real: real.stderr };
+}
+
+/** DAMNIT's API finds each of these variables of run 2 in its file and table, its summary its data's. */
+async function assertApiReads(names: string[]): Promise<Awaited<ReturnType<typeof apiView>>> {
+  const api = await apiView(2, names);
+  for (const name of names) {
+    assert.ok(api.keys.includes(name), `${name} in the run's file: ${api.keys.join(', ')}`);
+    assert.ok(api.titles[name], `${name} has a title`);
+    const summary = api.summaries[name];
+    assert.ok(typeof summary !== 'number' || close(summary, api.data[name]), `${name}: ${summary} != ${api.data[name]}`);
+  }
+  return api;
+}
+
 describe("the guide's @Group examples", () => {
   test('XGMDiagnostics: names <group>.<method>, titles, tags; values from the run; the API reads them', async () => {
+    await reprocess(fixture('valid', 'guide-group-xgm.py'), ['1'], true);
     await reprocess(fixture('valid', 'guide-group-xgm.py'), ['1', '2']);
     const table = variablesTable();
     assert.equal(table.get('xgm_sa2.pulse_energy')?.title, 'XGM SA2/Pulse Energy');
@@ -119,16 +139,11 @@ describe("the guide's @Group examples", () => {
       assert.ok(close(valueOf(db, run, 'xgm_sa2.pulse_energy'), flux), `r${run} pulse energy`);
       assert.ok(close(valueOf(db, run, 'xgm_sa2.corrected_energy'), flux + 1.1), `r${run} corrected`);
       assert.ok(close(valueOf(db, run, 'xgm_hed.corrected_energy'), flux + 0.9), `r${run} hed`);
-      const grouped = ['xgm_sa2', 'xgm_hed', 'another_xgm'].flatMap((g) => [`${g}.pulse_energy`, `${g}.corrected_energy`]);
-      const api = await apiView(run, grouped);
-      for (const name of grouped) {
-        assert.ok(api.keys.includes(name), `${name} in the run's file: ${api.keys.join(', ')}`);
-        assert.ok(close(api.summaries[name], api.data[name]), `${name}: summary ${api.summaries[name]}, data ${api.data[name]}`);
-      }
     }
+    await assertApiReads(['xgm_sa2', 'xgm_hed', 'another_xgm'].flatMap((g) => [`${g}.pulse_energy`, `${g}.corrected_energy`]));
   });
 
-  test("a failing group variable: its dependants are skipped with the tree of dotted names", async () => {
+  test('a failing group variable: its dependants are skipped with the tree of dotted names', async () => {
     await reprocess(
       fixture('valid', 'guide-group-xgm.py').replace('XGM = "SA2_XTD1_XGM/XGM/DOOCS"', 'XGM = "SA2_XTD1_XGM/XGM/NOWHERE"'),
       ['1'],
@@ -140,81 +155,106 @@ describe("the guide's @Group examples", () => {
   });
 
   test('Dependencies: self#, var# to a top-level variable and to another group', async () => {
-    await reprocess(fixture('valid', 'guide-group-dependencies.py'), ['1']);
-    const { flux } = await rawFacts(1);
+    await mockAndReal(fixture('valid', 'guide-group-dependencies.py'));
     assert.equal(valueOf(db, 1, 'analysis.local_var'), 52);
+    assert.equal(valueOf(db, 2, 'analysis.local_var'), 52);
+    const { flux } = await rawFacts(2);
     // Per train, and with no summary= the table shows a trend line: the API reads the data.
-    const api = await apiView(1, ['analysis.another_var']);
+    const api = await assertApiReads(['analysis.local_var', 'analysis.another_var', 'xgm_hed.pulse_energy', 'xgm_hed.corrected_energy']);
     assert.ok(close(api.data['analysis.another_var'], 2 * (flux + 0.9)), JSON.stringify(api.data));
     assert.equal(variablesTable().get('analysis.local_var')?.title, 'Group/local_var');
   });
 
   test('Linking Variable fields: a1.asdf depends on base, a2.asdf on a1.asdf', async () => {
-    await reprocess(fixture('valid', 'guide-group-linking-fields.py'), ['1'], true);
-    assert.deepEqual(['base', 'a1.asdf', 'a2.asdf'].map((n) => valueOf(db, 1, n)), [1, 2, 3]);
+    await mockAndReal(fixture('valid', 'guide-group-linking-fields.py'));
+    for (const run of [1, 2]) assert.deepEqual(['base', 'a1.asdf', 'a2.asdf'].map((n) => valueOf(db, run, n)), [1, 2, 3]);
+    await assertApiReads(['a1.asdf', 'a2.asdf']);
   });
 
   test('Linking Groups: the shared XGM and detector are computed once, for both diagnostics', async () => {
-    const res = await reprocess(fixture('valid', 'guide-group-linking-groups.py'), ['1']);
-    assert.match(res.stderr, /done in .*: 7 variables/);
-    const { flux, photons } = await rawFacts(1);
-    assert.ok(close(valueOf(db, 1, 'agipd.n_photons'), photons));
+    const { real } = await mockAndReal(fixture('valid', 'guide-group-linking-groups.py'));
+    assert.match(real, /r2 \(p1234\): done in .*: 7 variables/);
+    const { flux, photons } = await rawFacts(2);
+    assert.ok(close(valueOf(db, 2, 'agipd.n_photons'), photons));
     assert.equal(variablesTable().get('diag1.photons_per_microjoule')?.title, 'MID Diagnostics SA2/Photons per µJ');
     assert.deepEqual(variablesTable().get('diag2.photons_per_microjoule')?.tags, ['Diag', 'MID']);
-    const api = await apiView(1, ['diag1.photons_per_microjoule', 'diag2.photons_per_microjoule', 'xgm_mid.corrected_energy']);
+    const api = await assertApiReads([
+      'agipd.n_photons',
+      'diag1.photons_per_microjoule',
+      'diag2.photons_per_microjoule',
+      'xgm_sa2.pulse_energy',
+      'xgm_sa2.corrected_energy',
+      'xgm_mid.pulse_energy',
+      'xgm_mid.corrected_energy',
+    ]);
     // diag1 divides by xgm_sa2 (offset 0), diag2 by xgm_mid (offset 10): per train, then the mean.
     assert.ok((api.data['diag1.photons_per_microjoule'] ?? 0) > (api.data['diag2.photons_per_microjoule'] ?? Infinity));
     assert.ok(close(api.data['xgm_mid.corrected_energy'], flux + 10), JSON.stringify(api.data));
   });
 
   test('Optional components and defaults: a missing component gives the default, or no value', async () => {
-    await reprocess(fixture('valid', 'guide-group-optional.py'), ['1'], true);
-    assert.equal(valueOf(db, 1, 'a.var'), 41);
-    assert.equal(valueOf(db, 1, 'b_full.needs_upstream'), 42);
-    assert.equal(valueOf(db, 1, 'b_full.optional_upstream'), 42);
-    assert.equal(valueOf(db, 1, 'b_partial.optional_upstream'), 43);
-    assert.deepEqual(errorOf(1, 'b_partial.needs_upstream'), {
-      error: "Dependencies returned no data:\n- 'b_partial.__missing__.upstream.var'",
-      error_cls: 'Skip',
-    });
+    await mockAndReal(fixture('valid', 'guide-group-optional.py'));
+    for (const run of [1, 2]) {
+      assert.equal(valueOf(db, run, 'a.var'), 41);
+      assert.equal(valueOf(db, run, 'b_full.needs_upstream'), 42);
+      assert.equal(valueOf(db, run, 'b_full.optional_upstream'), 42);
+      assert.equal(valueOf(db, run, 'b_partial.optional_upstream'), 43);
+      assert.deepEqual(errorOf(run, 'b_partial.needs_upstream'), {
+        error: "Dependencies returned no data:\n- 'b_partial.__missing__.upstream.var'",
+        error_cls: 'Skip',
+      });
+    }
     assert.equal(variablesTable().has('b_partial.__missing__.upstream.var'), false, 'placeholders are transient');
+    await assertApiReads(['a.var', 'b_full.needs_upstream', 'b_full.optional_upstream', 'b_partial.optional_upstream']);
   });
 
   test('Inheritance: detector.n_trains and detector.photon_count, a proc variable', async () => {
-    await reprocess(fixture('valid', 'guide-group-inheritance.py'), ['2']);
+    await mockAndReal(fixture('valid', 'guide-group-inheritance.py'));
+    assert.equal(valueOf(db, 1, 'detector.n_trains'), 10);
+    assert.equal(valueOf(db, 1, 'detector.photon_count'), 1e5);
     const { trains } = await rawFacts(2);
     assert.equal(valueOf(db, 2, 'detector.n_trains'), trains);
     assert.equal(valueOf(db, 2, 'detector.photon_count'), 1e6 / trains);
     assert.deepEqual(variablesTable().get('detector.photon_count'), { title: 'Detector/Photon Count', tags: ['Analysis'] });
+    await assertApiReads(['detector.n_trains', 'detector.photon_count']);
   });
 });
 
 describe("the guide's Pipeline examples", () => {
   test('groups added to the default Pipeline in a loop', async () => {
-    await reprocess(fixture('valid', 'guide-pipeline-default-add.py'), ['2'], true);
-    for (let i = 0; i < 10; i++) assert.equal(valueOf(db, 2, `my_group_${i}.scaled`), 2 * i);
+    await mockAndReal(fixture('valid', 'guide-pipeline-default-add.py'));
+    const names = Array.from({ length: 10 }, (_, i) => `my_group_${i}.scaled`);
+    assert.deepEqual(names.map((n) => valueOf(db, 1, n)), names.map((_, i) => i));
+    assert.deepEqual(names.map((n) => valueOf(db, 2, n)), names.map((_, i) => 2 * i));
+    await assertApiReads(names);
   });
 
   test('Pipeline.set_default: only the chosen variables run', async () => {
-    await reprocess(fixture('valid', 'guide-pipeline-set-default.py'), ['2'], true);
+    await mockAndReal(fixture('valid', 'guide-pipeline-set-default.py'));
+    assert.equal(valueOf(db, 1, 'var_2'), 2);
     assert.equal(valueOf(db, 2, 'var_2'), 2);
     assert.equal(rows(db).some((r) => r.name === 'var_1'), false);
   });
 
   test("a Pipeline inside a variable, as the guide writes it: input# is today's unknown annotation", async () => {
-    const res = await reprocess(fixture('valid', 'guide-pipeline-in-variable.py'), ['1'], true);
-    assert.match(res.stderr, /warning: context\.py:22:1: Unknown path 'input#threshold' for variable 'calibrate_data'/);
-    assert.deepEqual(errorOf(1, 'calibrate_data'), {
-      error: "Unknown path 'input#threshold' for variable 'calibrate_data'",
-      error_cls: 'RuntimeError',
-    });
-    assert.equal(errorOf(1, 'baseline').error_cls, 'TypeError');
-    assert.match(errorOf(1, 'baseline').error, /unexpected keyword argument 'input_vars'/);
-    assert.equal(errorOf(1, 'corrected_data').error_cls, 'DependencyError');
+    const { mock, real } = await mockAndReal(fixture('valid', 'guide-pipeline-in-variable.py'));
+    for (const stderr of [mock, real]) {
+      assert.match(stderr, /warning: context\.py:22:1: Unknown path 'input#threshold' for variable 'calibrate_data'/);
+    }
+    for (const run of [1, 2]) {
+      assert.deepEqual(errorOf(run, 'calibrate_data'), {
+        error: "Unknown path 'input#threshold' for variable 'calibrate_data'",
+        error_cls: 'RuntimeError',
+      });
+      assert.equal(errorOf(run, 'baseline').error_cls, 'TypeError');
+      assert.match(errorOf(run, 'baseline').error, /unexpected keyword argument 'input_vars'/);
+      assert.equal(errorOf(run, 'corrected_data').error_cls, 'DependencyError');
+    }
   });
 
   test('a Pipeline inside a variable with param#: the nested run gets its parameter value', async () => {
-    await reprocess(fixture('valid', 'pipeline-in-variable.py'), ['2'], true);
+    await mockAndReal(fixture('valid', 'pipeline-in-variable.py'));
+    assert.deepEqual(['calibrate_data', 'baseline', 'corrected_data'].map((n) => valueOf(db, 1, n)), [1, -0.5, 1.5]);
     assert.deepEqual(['calibrate_data', 'baseline', 'corrected_data'].map((n) => valueOf(db, 2, n)), [2, 0.5, 1.5]);
   });
 });

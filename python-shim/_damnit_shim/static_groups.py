@@ -21,9 +21,8 @@ from _damnit_shim.compiled import CompiledContext
 from _damnit_shim.ctx_rules import UNKNOWN
 from _damnit_shim.pipeline import Pipeline, collect_context, pipeline_scope
 from _damnit_shim.static_stand_ins import ModuleStopped, StandIns, is_model, is_model_name
+from _damnit_shim.static_variables import CONTEXT_MODULES
 from damnit_ctx import Variable, is_group_instance
-
-CONTEXT_MODULES = ("damnit_ctx", "damnit.context")
 # Pipeline methods a context may call at load time; others (execute, from_str...) run or load
 # code we do not have.
 PIPELINE_METHODS = frozenset(["add", "union", "select", "with_context", "copy", "default",
@@ -32,7 +31,8 @@ MAX_RANGE = 1000
 
 
 class Simulation(StandIns):
-    """Runs the top level of a module whose imports include Group or Pipeline."""
+    """Runs the top level of a module that uses Group or Pipeline, or that changes objects after
+    making them (SourceFacts.simulate)."""
 
     def __init__(self, tree, reader, target, column_of):
         self.tree = tree

@@ -240,8 +240,8 @@ describe('WarmWorkerExecutor', () => {
 
       const inFlight = executor.execute(request(2));
       await waitUntil(() => existsSync(childPidFile), 'the run to be under way');
+      await waitUntil(() => childrenOf(worker).length >= 2, 'the running child and the spare waiting for the next request');
       const children = childrenOf(worker);
-      assert.ok(children.length >= 2, 'the running child and the spare waiting for the next request');
       process.kill(worker, 'SIGKILL');
       const lost = await inFlight;
       assert.equal(lost.ok, false);

@@ -1,6 +1,6 @@
 // cluster=True variables of a run go to a Slurm job: through `reprocess`, on a real Slurm.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -228,8 +228,9 @@ describe('cluster variables in a Slurm job', () => {
     const running = runCli(['reprocess', '1', '--mock'], { cwd: dir, env });
     // Cancel the job once it runs, as a user would with scancel.
     for (;;) {
-      const queue = await execa('squeue', ['--noheader', '--name', 'r1-p1234-damnit', '--format=%i|%T'], { env });
-      const line = queue.stdout.split('\n').find((l) => l.includes('|RUNNING'));
+      // Other test files share this cluster and run names: this job is the one working in `dir`.
+      const queue = await execa('squeue', ['--noheader', '--name', 'r1-p1234-damnit', '--format=%i|%T|%Z'], { env });
+      const line = queue.stdout.split('\n').find((l) => l.endsWith(`|RUNNING|${realpathSync(dir)}`));
       if (line) {
         await execa('scancel', [line.split('|')[0]!], { env });
         break;

@@ -15,9 +15,9 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
+import type { LogFormat } from './log-format.js';
 
-export type LogFormat = 'text' | 'json';
-export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+export { LOG_FORMATS, type LogFormat } from './log-format.js';
 
 export type BackendLogger = Logger;
 

@@ -5,7 +5,6 @@ import { CURRENT_NAME, DEPRECATED_NAME, invokedByDeprecatedName, programName } f
 import { ArgparseError, argparseStyle, checkCommandChoices } from './argparse-style.js';
 import { CliError } from './errors.js';
 import { commands } from './commands/index.js';
-import { explainDatabaseError } from '../db/errors.js';
 
 export function buildProgram(): { program: Command; usageError: (err: CommanderError) => ArgparseError } {
   const program = new Command(programName())
@@ -55,7 +54,9 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode;
     }
     const debug = Boolean(program.opts().debug);
-    // A locked or damaged runs.sqlite, wherever it surfaced, is one line naming the file.
+    // A locked or damaged runs.sqlite, wherever it surfaced, is one line naming the file
+    // (loaded here, not at start: it brings SQLite, which most help and usage never need).
+    const { explainDatabaseError } = await import('../db/errors.js');
     err = explainDatabaseError(err);
     if (err instanceof CliError) {
       process.stderr.write(`Error: ${err.message}\n`);

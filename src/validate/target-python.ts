@@ -7,9 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { UsageError } from '../cli/errors.js';
-import { InterpreterProblem, probePython } from '../context/interpreter.js';
 import { DATABASE_FILE } from '../database-dir.js';
 import { formatVersion, type PythonVersion } from './diagnostics.js';
 
@@ -41,8 +39,10 @@ export interface TargetChoice {
 }
 
 /** The `context_python` setting of a database, read without writing to it; null when unset or unreadable. */
-export function readContextPythonSetting(databaseFile: string): string | null {
-  let conn: Database.Database | undefined;
+async function readContextPythonSetting(databaseFile: string): Promise<string | null> {
+  // Loaded here: `check` on files outside a database directory never needs SQLite.
+  const { default: Database } = await import('better-sqlite3');
+  let conn: InstanceType<typeof Database> | undefined;
   try {
     conn = new Database(databaseFile, { readonly: true, fileMustExist: true });
     const row = conn.prepare("SELECT value FROM metameta WHERE key = 'context_python'").get() as
@@ -91,8 +91,9 @@ export class TargetResolver {
   }
 
   private async fromDatabase(databaseDir: string): Promise<TargetChoice> {
-    const python = readContextPythonSetting(path.join(databaseDir, DATABASE_FILE));
+    const python = await readContextPythonSetting(path.join(databaseDir, DATABASE_FILE));
     if (python === null) return this.fallback();
+    const { InterpreterProblem, probePython } = await import('../context/interpreter.js');
     try {
       const info = await probePython(python, { timeoutMs: this.opts.probeTimeoutMs });
       const [, minor] = info.version_info;

@@ -9,7 +9,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadPyodide, type PyodideAPI } from 'pyodide';
-import { type PythonVersion, type StaticReading, StaticReading as StaticReadingSchema } from './diagnostics.js';
+import type { PythonVersion } from './diagnostics.js';
+import { type StaticReading, StaticReading as StaticReadingSchema } from './static-reading.js';
 import { DEFAULT_WHEELS_DIR, PYTHON_SHIM_DIR, pyodideIndexDir } from './package-files.js';
 
 /** Overrides where the pyflakes wheel is looked for (tests, unusual installs). */

@@ -1,11 +1,7 @@
 import { constants, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
-import { openDatabase } from '../../db/database.js';
-import { JobStore } from '../../scheduler/job-store.js';
-import { describeClaim, ListenerLock, recordedClaim } from '../../scheduler/listener-claim.js';
 import { mayAccess } from '../../sharing.js';
-import { programStatus, restartProgram, shutdownSupervisord } from '../../supervisor/control.js';
 import { CliError } from '../errors.js';
 import { addListenerOptions, formatStatus, startDaemon, type ListenOptions } from './listen.js';
 import { programName } from '../../program-name.js';
@@ -14,7 +10,10 @@ import { programName } from '../../program-name.js';
 const NOT_RUNNING_EXIT = 3;
 
 /** What the backend has on its plate, from its tables in runs.sqlite (read only), and who holds the listener lock. */
-function queueSummary(dir: DatabaseDir): string {
+async function queueSummary(dir: DatabaseDir): Promise<string> {
+  const { openDatabase } = await import('../../db/database.js');
+  const { JobStore } = await import('../../scheduler/job-store.js');
+  const { describeClaim, ListenerLock, recordedClaim } = await import('../../scheduler/listener-claim.js');
   const db = openDatabase(dir, { readonly: true });
   try {
     if (!JobStore.existsIn(db.connection)) return 'runs: none taken by a backend yet';
@@ -53,6 +52,7 @@ export function register(program: Command): void {
     .action(async () => {
       const dir = requireDatabaseDir();
       requireSupervisorSetup(dir);
+      const { programStatus, shutdownSupervisord } = await import('../../supervisor/control.js');
       if ((await programStatus(dir)).supervisord === 'not-running') {
         console.log('damnit: supervisord is not running');
         return;
@@ -67,6 +67,7 @@ export function register(program: Command): void {
     .action(async () => {
       const dir = requireDatabaseDir();
       requireSupervisorSetup(dir);
+      const { programStatus, restartProgram } = await import('../../supervisor/control.js');
       if ((await programStatus(dir)).supervisord === 'not-running') {
         throw new CliError(`supervisord is not running for this database: start the backend with '${programName()} backend start'`);
       }
@@ -80,6 +81,8 @@ export function register(program: Command): void {
     .description(`Show whether the backend runs (exit 0) or not (exit ${NOT_RUNNING_EXIT}), and its work`)
     .action(async () => {
       const dir = requireDatabaseDir();
+      const { programStatus } = await import('../../supervisor/control.js');
+      const { ListenerLock } = await import('../../scheduler/listener-claim.js');
       if (!existsSync(dir.supervisordConfig)) {
         console.log('damnit: not set up to run under Supervisor here (no supervisord.conf)');
         process.exitCode = NOT_RUNNING_EXIT;
@@ -92,6 +95,6 @@ export function register(program: Command): void {
         console.log(formatStatus(status));
         if (status.supervisord !== 'running' || status.state !== 'RUNNING') process.exitCode = NOT_RUNNING_EXIT;
       }
-      console.log(queueSummary(dir));
+      console.log(await queueSummary(dir));
     });
 }

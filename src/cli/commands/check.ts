@@ -1,5 +1,4 @@
 import { type Command, Option } from 'commander';
-import { checkFiles, requireFiles } from '../../validate/check-files.js';
 import { countBySeverity } from '../../validate/diagnostics.js';
 import {
   formatGithub,
@@ -11,7 +10,7 @@ import {
   wantColor,
 } from '../../validate/report.js';
 import { DEFAULT_TARGET, parsePythonVersion, TargetResolver } from '../../validate/target-python.js';
-import { ContextValidator, type PyflakesStatus } from '../../validate/validator.js';
+import type { ContextValidator, PyflakesStatus } from '../../validate/validator.js';
 import { CliError } from '../errors.js';
 import { withStatus } from '../progress.js';
 
@@ -54,6 +53,9 @@ export function register(program: Command): void {
     .action(async (files: string[], opts: CheckOptions) => {
       const format: OutputFormat = opts.json ? 'json' : opts.format;
       const explicit = opts.pythonVersion === undefined ? undefined : parsePythonVersion(opts.pythonVersion);
+      // Pyodide's loader and the checker come in only now: help and usage need neither.
+      const { checkFiles, requireFiles } = await import('../../validate/check-files.js');
+      const { ContextValidator } = await import('../../validate/validator.js');
       requireFiles(files);
       const targets = new TargetResolver({ explicit });
       let validator: ContextValidator;

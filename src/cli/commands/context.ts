@@ -2,13 +2,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { CONTEXT_FILE, requireDatabaseDir } from '../../database-dir.js';
-import { openDatabase } from '../../db/database.js';
-import { requireFiles } from '../../validate/check-files.js';
 import { countBySeverity, type Diagnostic } from '../../validate/diagnostics.js';
 import type { LoadProblem } from '../../context/protocol.js';
-import { installContext } from '../../validate/install-context.js';
 import { formatText, wantColor } from '../../validate/report.js';
-import { ContextValidator } from '../../validate/validator.js';
+import type { ContextValidator } from '../../validate/validator.js';
 import { plural } from '../../text.js';
 import { CliError } from '../errors.js';
 import { withStatus } from '../progress.js';
@@ -40,6 +37,10 @@ export function register(program: Command): void {
     .argument('<new_file>', 'the new context file')
     .action(async (newFile: string, _options: unknown, command: Command) => {
       const debug = Boolean(command.optsWithGlobals().debug);
+      const { openDatabase } = await import('../../db/database.js');
+      const { requireFiles } = await import('../../validate/check-files.js');
+      const { installContext } = await import('../../validate/install-context.js');
+      const { ContextValidator } = await import('../../validate/validator.js');
       const dir = requireDatabaseDir();
       requireFiles([newFile]);
       const source = readFileSync(newFile);

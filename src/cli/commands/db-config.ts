@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
-import { installCommand, InterpreterProblem, probeEnvironment } from '../../context/interpreter.js';
 import { requireDatabaseDir } from '../../database-dir.js';
 import { closestConfigKey, CONFIG_KEYS, findConfigKey } from '../../db/config-keys.js';
-import { openDatabase } from '../../db/database.js';
 import { pythonRepr } from '../../db/python-format.js';
 
 const INT64_MIN = -(2n ** 63n);
@@ -42,6 +40,7 @@ function warnIfUnknown(key: string): void {
  * would stop contexts from running there is said now rather than at the next run.
  */
 async function warnAboutContextPython(python: string): Promise<void> {
+  const { installCommand, InterpreterProblem, probeEnvironment } = await import('../../context/interpreter.js');
   let report;
   try {
     report = await probeEnvironment(python);
@@ -85,6 +84,7 @@ export function register(program: Command): void {
         : undefined;
 
       const changes = opts.delete || newValue !== undefined;
+      const { openDatabase } = await import('../../db/database.js');
       const db = openDatabase(requireDatabaseDir(), { readonly: !changes });
       try {
         if (opts.delete && key) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { contextTemplate } from '../../context/templates.js';
 import { DatabaseDir } from '../../database-dir.js';
-import { openDatabase, type DamnitDb } from '../../db/database.js';
+import type { DamnitDb } from '../../db/database.js';
 import { facilityDataRoot, findFacilityProposal, proposalDirName } from '../../runs/proposal-path.js';
 import { createDatabaseDirectory } from '../../sharing.js';
 import { plural } from '../../text.js';
@@ -64,23 +64,18 @@ function likeDirectory(text: string): DatabaseDir {
 }
 
 /** Copies the settings and user-editable variables of an earlier database; says what it copied. */
-function copyFromEarlier(like: DatabaseDir, db: DamnitDb): string {
-  const earlier = openDatabase(like, { readonly: true });
-  try {
-    const settings = earlier.metameta
-      .typedEntries()
-      .filter(([key, typed]) => !NOT_COPIED.has(key) && !(typed.value instanceof Uint8Array) && typed.value !== null);
-    const userVariables = earlier.userVariables();
-    db.connection.transaction(() => {
-      for (const [key, typed] of settings) db.metameta.set(key, typed.value as string | number | bigint);
-    }).immediate();
-    db.addUserVariables(userVariables);
-    const keys = settings.map(([key]) => key);
-    return `${plural(keys.length, 'setting')}${keys.length > 0 ? ` (${keys.join(', ')})` : ''} and ` +
-      `${plural(userVariables.length, 'user-editable variable')}`;
-  } finally {
-    earlier.close();
-  }
+function copyFromEarlier(earlier: DamnitDb, db: DamnitDb): string {
+  const settings = earlier.metameta
+    .typedEntries()
+    .filter(([key, typed]) => !NOT_COPIED.has(key) && !(typed.value instanceof Uint8Array) && typed.value !== null);
+  const userVariables = earlier.userVariables();
+  db.connection.transaction(() => {
+    for (const [key, typed] of settings) db.metameta.set(key, typed.value as string | number | bigint);
+  }).immediate();
+  db.addUserVariables(userVariables);
+  const keys = settings.map(([key]) => key);
+  return `${plural(keys.length, 'setting')}${keys.length > 0 ? ` (${keys.join(', ')})` : ''} and ` +
+    `${plural(userVariables.length, 'user-editable variable')}`;
 }
 
 export function register(program: Command): void {
@@ -91,7 +86,8 @@ export function register(program: Command): void {
     .option('--proposal <proposal>', 'Proposal number (if not in a proposal directory)')
     .option('--like <proposal_or_dir>', 'Proposal number or DAMNIT directory to copy context file, settings & user-editable variables from')
     .option('--context <file>', 'Context file to copy to the new location')
-    .action((target: string, opts: InitOptions) => {
+    .action(async (target: string, opts: InitOptions) => {
+      const { openDatabase } = await import('../../db/database.js');
       let root: string;
       let proposal: number | null;
       if (/^\d+$/.test(target)) {
@@ -138,8 +134,14 @@ export function register(program: Command): void {
         }
 
         // As the reference: an earlier beamtime's settings only go into a database made now.
-        if (like !== null && isNew) console.log(`Copied ${copyFromEarlier(like, db)} from ${like.databaseFile}`);
-        else if (like !== null) console.log(`Copied no settings or variables: the database was there already`);
+        if (like !== null && isNew) {
+          const earlier = openDatabase(like, { readonly: true });
+          try {
+            console.log(`Copied ${copyFromEarlier(earlier, db)} from ${like.databaseFile}`);
+          } finally {
+            earlier.close();
+          }
+        } else if (like !== null) console.log(`Copied no settings or variables: the database was there already`);
       } finally {
         db.close();
       }

@@ -1,17 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
-import { openDatabase } from '../../db/database.js';
 import type { EventSource } from '../../listener/events.js';
-import { FileSystemSource } from '../../listener/fs-source.js';
-import { defaultKafkaProfile, KAFKA_PROFILES, KafkaSource } from '../../listener/kafka-source.js';
-import { Listener } from '../../listener/listener.js';
-import { StdinSource } from '../../listener/stdin-source.js';
-import { createBackendLogger, LOG_FORMATS, type LogFormat } from '../../log.js';
+import type { Listener } from '../../listener/listener.js';
+import { LOG_FORMATS, type LogFormat } from '../../log-format.js';
 import { proposalPath } from '../../runs/proposal-path.js';
 import type { JobStore } from '../../scheduler/job-store.js';
 import { prepareToWrite } from '../../sharing.js';
-import { ensureBackendRunning, type BackendStatus } from '../../supervisor/control.js';
+import type { BackendStatus } from '../../supervisor/control.js';
 import { UsageError } from '../errors.js';
 
 export type SourceName = 'fs' | 'kafka';
@@ -76,6 +72,7 @@ export async function startDaemon(dir: DatabaseDir, opts: ListenOptions, debug: 
   validateListenOptions(opts);
   // supervisord and the backend it starts write here, with this directory's modes.
   prepareToWrite(dir);
+  const { ensureBackendRunning } = await import('../../supervisor/control.js');
   const status = await ensureBackendRunning(dir, { command: listenerCommandLine(opts, debug) });
   console.log(formatStatus(status));
   if (status.supervisord !== 'running' || status.state !== 'RUNNING') {
@@ -85,9 +82,24 @@ export async function startDaemon(dir: DatabaseDir, opts: ListenOptions, debug: 
   return status;
 }
 
-function buildSources(opts: ListenOptions, ctx: { proposal: number; proposalRoot: string; store: JobStore; dbId: string }): EventSource[] {
+/** The event sources' modules, loaded when the backend starts (kafkajs only for Kafka). */
+async function loadSources(opts: ListenOptions) {
+  const [{ FileSystemSource }, kafka, { StdinSource }] = await Promise.all([
+    import('../../listener/fs-source.js'),
+    opts.source === 'kafka' && !opts.test ? import('../../listener/kafka-source.js') : null,
+    import('../../listener/stdin-source.js'),
+  ]);
+  return { FileSystemSource, kafka, StdinSource };
+}
+
+function buildSources(
+  opts: ListenOptions,
+  ctx: { proposal: number; proposalRoot: string; store: JobStore; dbId: string },
+  { FileSystemSource, kafka, StdinSource }: Awaited<ReturnType<typeof loadSources>>,
+): EventSource[] {
   if (opts.test) return [new StdinSource(process.stdin)];
-  if (opts.source === 'kafka') {
+  if (kafka !== null) {
+    const { defaultKafkaProfile, KAFKA_PROFILES, KafkaSource } = kafka;
     const profile = KAFKA_PROFILES[defaultKafkaProfile()];
     const brokers = opts.kafkaBrokers?.split(',').map((b) => b.trim()) ?? [...profile.brokers];
     return [new KafkaSource({ profile: { ...profile, brokers, topics: [...profile.topics] }, dbId: ctx.dbId })];
@@ -133,6 +145,10 @@ export function register(program: Command): void {
 
 /** The backend in this process, until a signal (or, with --test, the end of the input). */
 async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Promise<void> {
+  const { openDatabase } = await import('../../db/database.js');
+  const { createBackendLogger } = await import('../../log.js');
+  const { Listener } = await import('../../listener/listener.js');
+  const sourceModules = await loadSources(opts);
   const db = openDatabase(dir);
   try {
     // Said once, before anything starts: without its data the backend has nothing to watch.
@@ -150,7 +166,7 @@ async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Pr
       dir,
       db,
       logger,
-      sources: (ctx) => buildSources(opts, ctx),
+      sources: (ctx) => buildSources(opts, ctx, sourceModules),
     });
   } catch (err) {
     logger.error(`the backend could not start: ${(err as Error).message}`);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { requireDatabaseDir } from '../../database-dir.js';
-import { openDatabase } from '../../db/database.js';
 import { DATA_FORMAT_VERSION } from '../../db/schema.js';
 
 export function register(program: Command): void {
@@ -11,7 +10,8 @@ export function register(program: Command): void {
         'Formats 1 to 3 are also upgraded whenever a command opens the database; ' +
         'this does it explicitly and says what changed.',
     )
-    .action(() => {
+    .action(async () => {
+      const { openDatabase } = await import('../../db/database.js');
       const dir = requireDatabaseDir();
       // Opening applies any pending upgrade, one transaction per step.
       const db = openDatabase(dir);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { requireDatabaseDir } from '../../database-dir.js';
-import { newDbId, openDatabase } from '../../db/database.js';
 
 export function register(program: Command): void {
   program
@@ -10,7 +9,8 @@ export function register(program: Command): void {
         'an ID with the original. Prints the new ID.',
     )
     .argument('[dir]', 'path to the database directory (default: the current directory)')
-    .action((dir: string | undefined) => {
+    .action(async (dir: string | undefined) => {
+      const { newDbId, openDatabase } = await import('../../db/database.js');
       const db = openDatabase(requireDatabaseDir(dir ?? process.cwd()));
       try {
         const id = newDbId();

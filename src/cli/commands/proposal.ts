@@ -1,6 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { DatabaseDir, requireDatabaseDir } from '../../database-dir.js';
-import { openDatabase } from '../../db/database.js';
 import { pythonStr } from '../../db/python-format.js';
 
 /** argparse's `type=int`, with its wording, plus the one rule a proposal number has. */
@@ -21,7 +20,8 @@ export function register(program: Command): void {
         'database, `proposal N` creates a blank database for proposal N.',
     )
     .argument('[proposal]', 'proposal number to set, e.g. 1234', parseProposalNumber)
-    .action((proposal: number | undefined) => {
+    .action(async (proposal: number | undefined) => {
+      const { openDatabase } = await import('../../db/database.js');
       const cwd = new DatabaseDir(process.cwd());
       if (proposal === undefined) {
         const db = openDatabase(requireDatabaseDir(cwd.root), { readonly: true });

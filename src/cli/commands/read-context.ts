@@ -3,11 +3,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
 import { requireDatabaseDir, CONTEXT_FILE } from '../../database-dir.js';
-import { openDatabase, type DamnitDb } from '../../db/database.js';
+import type { DamnitDb } from '../../db/database.js';
 import { SQLITE_MAX_COLUMNS, VIEW_MAX_VARIABLES } from '../../db/schema.js';
 import { numberSetting } from '../../db/config-keys.js';
-import { describeContext } from '../../context/describe.js';
-import { requireContextPython } from '../../context/interpreter.js';
 import type { LoadProblem } from '../../context/protocol.js';
 import { nameList, plural } from '../../text.js';
 
@@ -57,6 +55,9 @@ export function register(program: Command): void {
       if (!existsSync(dir.contextFile)) {
         throw new CliError(`no ${CONTEXT_FILE} in ${dir.root}: write one there, then run read-context again`);
       }
+      const { openDatabase } = await import('../../db/database.js');
+      const { describeContext } = await import('../../context/describe.js');
+      const { requireContextPython } = await import('../../context/interpreter.js');
       const db = openDatabase(dir);
       try {
         const python = await requireContextPython(db.metameta.get('context_python'));

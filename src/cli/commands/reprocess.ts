@@ -1,15 +1,11 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import PQueue from 'p-queue';
-import { describeContext } from '../../context/describe.js';
 import { requireDatabaseDir, CONTEXT_FILE, type DatabaseDir } from '../../database-dir.js';
 import { numberSetting } from '../../db/config-keys.js';
-import { openDatabase, type DamnitDb } from '../../db/database.js';
-import { DatabaseBusyError, DatabaseDamagedError, explainDatabaseError } from '../../db/errors.js';
-import { DatabasePatience } from '../../db/patience.js';
-import { WarmWorkerExecutor } from '../../executors/warm-worker.js';
+import type { DamnitDb } from '../../db/database.js';
+import type { DatabaseDamagedError } from '../../db/errors.js';
+import type { DatabasePatience } from '../../db/patience.js';
 import { programName } from '../../program-name.js';
-import { processRun } from '../../runs/process-run.js';
 import {
   findFacilityProposal,
   locateProposal,
@@ -18,14 +14,11 @@ import {
   rawRunDir,
   runExists,
 } from '../../runs/proposal-path.js';
-import { loadRunEnvironment } from '../../runs/run-environment.js';
 import { describeRun, summariseVariables, type RunRequest } from '../../runs/run-request.js';
 import type { RunEnvironment } from '../../executors/executor.js';
 import { plural } from '../../text.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
-import { clusterJobNote, clusterNote, reprocessOnCluster } from '../reprocess-cluster.js';
-import { reprocessWatched } from '../reprocess-watch.js';
 import { formatProblem, viewOverflowWarning, warnStaticProblems } from './read-context.js';
 
 /** One try at a locked database blocks this long at most; DatabasePatience waits between tries. */
@@ -86,6 +79,7 @@ async function loadContext(
   debug: boolean,
   patience: DatabasePatience,
 ): Promise<void> {
+  const { describeContext } = await import('../../context/describe.js');
   const result = await describeContext(dir, python, {
     timeoutMs: numberSetting(db.metameta, 'context_load_timeout') * 1000,
     onOutput: (_stream, line) => process.stderr.write(`${line}\n`),
@@ -121,6 +115,11 @@ export function register(program: Command): void {
     )
     .action(async (runArgs: string[], opts: ReprocessOptions, command: Command) => {
       const debug = Boolean(command.optsWithGlobals().debug);
+      // What runs the runs is loaded now, not at start: help and usage need none of it.
+      const { openDatabase } = await import('../../db/database.js');
+      const { DatabasePatience } = await import('../../db/patience.js');
+      const { loadRunEnvironment } = await import('../../runs/run-environment.js');
+      const { clusterNote, reprocessOnCluster } = await import('../reprocess-cluster.js');
       const dir = requireDatabaseDir();
       const db = openDatabase(dir, { busyTimeoutMs: BUSY_TRY_MS });
       try {
@@ -163,6 +162,7 @@ export function register(program: Command): void {
           });
           tally = { ok: available.length - failed, failed, notRecorded: [], interrupted: null, damaged: null };
         } else if (opts.watch) {
+          const { reprocessWatched } = await import('../reprocess-watch.js');
           const watched = await reprocessWatched(available.map(request), {
             db, env, debug, patience,
             describeResults: (outcome) => summariseVariables(outcome.variables) + clusterNote(outcome),
@@ -227,6 +227,11 @@ async function reprocessHere(
   opts: { db: DamnitDb; env: RunEnvironment; progress: ProgressReporter; debug: boolean; patience: DatabasePatience },
 ): Promise<Tally> {
   const { db, env, progress, debug, patience } = opts;
+  const { default: PQueue } = await import('p-queue');
+  const { WarmWorkerExecutor } = await import('../../executors/warm-worker.js');
+  const { processRun } = await import('../../runs/process-run.js');
+  const { DatabaseBusyError, DatabaseDamagedError, explainDatabaseError } = await import('../../db/errors.js');
+  const { clusterJobNote, clusterNote } = await import('../reprocess-cluster.js');
   const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
   const queue = new PQueue({ concurrency });
   const executor = new WarmWorkerExecutor(env, {

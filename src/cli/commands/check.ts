@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { countBySeverity } from '../../validate/diagnostics.js';
+import { countBySeverity, type FileReport } from '../../validate/diagnostics.js';
 import {
   formatGithub,
   formatJson,
@@ -21,7 +21,23 @@ interface CheckOptions {
   format: OutputFormat;
   json?: boolean;
   strict?: boolean;
+  watch?: boolean;
   pythonVersion?: string;
+}
+
+/** Writes the reports in `format`; true when they fail the check. */
+function showReports(reports: FileReport[], format: OutputFormat, pyflakes: PyflakesStatus, strict: boolean): boolean {
+  if (format === 'json') {
+    process.stdout.write(formatJson(reports, pyflakes));
+  } else if (format === 'github') {
+    process.stdout.write(formatGithub(reports));
+  } else {
+    const tty = Boolean(process.stdout.isTTY);
+    process.stdout.write(formatText(reports, { showSource: tty, color: wantColor(process.stdout) }));
+    process.stderr.write(`${summaryLine(reports)}\n`);
+  }
+  const { errors, warnings } = countBySeverity(reports);
+  return errors > 0 || (strict && warnings > 0);
 }
 
 /** The one line saying pyflakes did not run, and how to get it. */
@@ -41,6 +57,7 @@ export function register(program: Command): void {
     .addOption(new Option('--format <format>', 'output format').choices(OUTPUT_FORMATS).default('text'))
     .option('--json', 'same as --format json')
     .option('--strict', 'warnings make the check fail too')
+    .option('--watch', 'after the first check, check each file again whenever it is saved, in the same warm checker, until Ctrl-C')
     .option(
       '--python-version <X.Y>',
       `Python version whose grammar to check against (default: the database's context_python ` +
@@ -64,26 +81,25 @@ export function register(program: Command): void {
       } catch (err) {
         throw new CliError((err as Error).message);
       }
-      let reports;
+      const strict = Boolean(opts.strict);
       try {
-        reports = await checkFiles(files, validator, targets);
+        const reports = await checkFiles(files, validator, targets);
+        for (const note of targets.notes) process.stderr.write(`note: ${note}\n`);
+        const skipped = pyflakesSkippedLine(validator.pyflakes);
+        if (skipped !== null) process.stderr.write(`${skipped}\n`);
+        const failed = showReports(reports, format, validator.pyflakes, strict);
+        if (!opts.watch) {
+          if (failed) process.exitCode = 1;
+          return;
+        }
+        const { watchFiles } = await import('../check-watch.js');
+        const signal = await watchFiles(files, validator, targets, (again, changed) => {
+          process.stderr.write(`--- ${new Date().toLocaleTimeString()}: ${changed.join(', ')} changed ---\n`);
+          showReports(again, format, validator.pyflakes, strict);
+        });
+        process.exitCode = signal === 'SIGINT' ? 130 : 0;
       } finally {
         validator.close();
       }
-      for (const note of targets.notes) process.stderr.write(`note: ${note}\n`);
-      const skipped = pyflakesSkippedLine(validator.pyflakes);
-      if (skipped !== null) process.stderr.write(`${skipped}\n`);
-
-      if (format === 'json') {
-        process.stdout.write(formatJson(reports, validator.pyflakes));
-      } else if (format === 'github') {
-        process.stdout.write(formatGithub(reports));
-      } else {
-        const tty = Boolean(process.stdout.isTTY);
-        process.stdout.write(formatText(reports, { showSource: tty, color: wantColor(process.stdout) }));
-        process.stderr.write(`${summaryLine(reports)}\n`);
-      }
-      const { errors, warnings } = countBySeverity(reports);
-      if (errors > 0 || (opts.strict && warnings > 0)) process.exitCode = 1;
     });
 }

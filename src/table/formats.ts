@@ -57,25 +57,38 @@ function shortened(text: string): string {
 /** Text: Run, Comment (when any run has one), then the variables under their titles. */
 async function writeText(out: ChunkedOutput, columns: readonly TableColumn[], rows: Iterable<TableRow>, opts: TableOptions): Promise<void> {
   const fit = opts.long ? oneLine : (t: string): string => shortened(oneLine(t));
+  const header = ['Run', 'Comment', ...columns.map((c) => oneLine(c.title))];
+  const widths = header.map((h) => h.length);
   const body: string[][] = [];
   const failed: boolean[][] = [];
   let comments = false;
   for (const row of rows) {
-    if (row.comment !== null && row.comment.value !== null) comments = true;
-    body.push([String(row.run), row.comment === null ? '' : fit(valueText(row.comment, true)), ...row.cells.map((c) => (c === undefined ? '' : fit(displayText(c, opts.long))))]);
+    const texts = new Array<string>(header.length);
+    texts[0] = String(row.run);
+    texts[1] = row.comment === null ? '' : fit(valueText(row.comment, true));
+    if (texts[1] !== '') comments = true;
+    for (let i = 0; i < row.cells.length; i++) {
+      const cell = row.cells[i];
+      texts[i + 2] = cell === undefined ? '' : fit(displayText(cell, opts.long));
+    }
+    for (let i = 0; i < texts.length; i++) {
+      const length = (texts[i] as string).length;
+      if (length > (widths[i] as number)) widths[i] = length;
+    }
+    body.push(texts);
     if (opts.color) failed.push([false, false, ...row.cells.map((c) => c?.error != null)]);
   }
-  const header = ['Run', 'Comment', ...columns.map((c) => oneLine(c.title))];
-  const shown = header.map((_, i) => i !== 1 || comments);
-  const widths = header.map((h, i) => body.reduce((w, r) => Math.max(w, (r[i] ?? '').length), h.length));
+  const shown = header.map((_, i) => i).filter((i) => i !== 1 || comments);
+  const last = shown.length - 1;
   const line = (cells: string[], paint?: boolean[]): string => {
-    const parts: string[] = [];
-    cells.forEach((c, i) => {
-      if (!shown[i]) return;
-      const padded = c.padEnd(widths[i] ?? 0);
-      parts.push(paint?.[i] ? styleText('yellow', padded) : padded);
-    });
-    return `${parts.join('  ').trimEnd()}\n`;
+    let text = '';
+    for (let k = 0; k <= last; k++) {
+      const i = shown[k] as number;
+      const cell = cells[i] as string;
+      text += paint?.[i] ? styleText('yellow', cell) : cell;
+      if (k < last) text += ' '.repeat((widths[i] as number) - cell.length + 2);
+    }
+    return `${text.trimEnd()}\n`;
   };
   out.push(line(header));
   out.push(line(widths.map((w) => '-'.repeat(w))));

@@ -50,15 +50,20 @@ export interface TableRow {
  * whose name or title contains one of the strings, case-insensitively.
  */
 export function tableColumns(db: DamnitDb, match: readonly string[] = []): TableColumn[] {
-  const titles = new Map(
-    db.connection
-      .prepare<[], { name: string; title: string | null }>('SELECT name, title FROM variables')
-      .all()
-      .map((v) => [v.name, v.title ?? v.name]),
-  );
+  const catalogue = db.connection
+    .prepare<[], { name: string; title: string | null }>('SELECT name, title FROM variables ORDER BY rowid')
+    .all();
+  const titles = new Map(catalogue.map((v) => [v.name, v.title ?? v.name]));
+  // The order of DamnitDb.variableNames(), with a third of its scan: only names that are not in
+  // the catalogue go through DISTINCT.
+  const recorded = db.connection
+    .prepare<[], { name: string }>(
+      'SELECT DISTINCT name FROM run_variables WHERE name NOT IN (SELECT name FROM variables) ORDER BY name',
+    )
+    .all();
   const wanted = match.map((m) => m.toLowerCase());
-  return db
-    .variableNames()
+  return [...catalogue, ...recorded]
+    .map((v) => v.name)
     .filter((name) => name !== COMMENT_NAME)
     .map((name) => ({ name, title: titles.get(name) ?? name }))
     .filter(
@@ -67,23 +72,25 @@ export function tableColumns(db: DamnitDb, match: readonly string[] = []): Table
 }
 
 /**
- * One JSON array per run: [values, attributes, blobs], each an object keyed by name.
- * An integral REAL is wrapped in an array (JSON would make 2.0 the integer 2), a blob's value
- * is left out of `values` and described in `blobs` by its type and first bytes.
+ * One JSON array per run: [names, values, attributes, blobs]; names and values side by side,
+ * attributes (valid JSON only) and blobs, which few cells have, as objects keyed by name. An integral REAL is wrapped in an array
+ * (JSON would make 2.0 the integer 2); a blob's value is left out of `values` and described in
+ * `blobs` by its summary type and first bytes.
  */
 const RUN_CELLS = `
   SELECT json_array(
-    json_group_object(name, CASE
+    json_group_array(name),
+    json_group_array(CASE
       WHEN typeof(value) = 'real' AND value = CAST(value AS INTEGER) THEN json_array(value)
       WHEN typeof(value) = 'blob' THEN NULL
       ELSE value END),
-    json_group_object(name, attributes) FILTER (WHERE attributes IS NOT NULL),
+    json_group_object(name, json(attributes)) FILTER (WHERE json_valid(attributes)),
     json_group_object(name, json_array(summary_type, hex(substr(value, 1, 128)), length(value)))
       FILTER (WHERE typeof(value) = 'blob'))
   FROM run_variables v
   WHERE v.proposal = i.proposal AND v.run = i.run`;
 
-type RunCellsJson = [Record<string, unknown>, Record<string, string> | null, Record<string, [string | null, string, number]> | null];
+type RunCellsJson = [string[], unknown[], Record<string, unknown> | null, Record<string, [string | null, string, number]> | null];
 
 /** The rows of the table in (proposal, run) order, read as they are consumed. */
 export function* tableRows(connection: Database.Database, columns: readonly TableColumn[], match: boolean): Generator<TableRow> {
@@ -92,46 +99,48 @@ export function* tableRows(connection: Database.Database, columns: readonly Tabl
     .prepare(`SELECT i.proposal, i.run, i.start_time, (${RUN_CELLS}${only}) FROM run_info i ORDER BY i.proposal, i.run`)
     .raw();
   const params = match ? [{ names: JSON.stringify([COMMENT_NAME, ...columns.map((c) => c.name)]) }] : [];
+  const columnOf = new Map(columns.map((c, i) => [c.name, i]));
   for (const [proposal, run, startTime, json] of statement.iterate(...params) as Iterable<[number, number, number | null, string]>) {
-    const [values, attributes, blobs] = JSON.parse(json) as RunCellsJson;
-    const cellOf = (name: string): Cell | undefined => {
-      if (!(name in values)) return undefined;
-      return makeCell(values[name], attributes?.[name], blobs?.[name]);
-    };
-    yield {
-      proposal,
-      run,
-      startTime: typeof startTime === 'number' ? startTime : null,
-      comment: cellOf(COMMENT_NAME) ?? null,
-      cells: columns.map((c) => cellOf(c.name)),
-    };
+    const [names, values, attributes, blobs] = JSON.parse(json) as RunCellsJson;
+    const cells = new Array<Cell | undefined>(columns.length).fill(undefined);
+    let comment: Cell | null = null;
+    const cellOf = new Map<string, Cell>();
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const column = columnOf.get(name);
+      if (column === undefined && name !== COMMENT_NAME) continue;
+      const cell = plainCell(values[i]);
+      if (column === undefined) comment = cell;
+      else cells[column] = cell;
+      // Only the few cells with attributes or a blob are looked up by name.
+      if (attributes !== null || blobs !== null) cellOf.set(name, cell);
+    }
+    for (const name in attributes) {
+      const cell = cellOf.get(name);
+      if (cell !== undefined) addAttributes(cell, attributes[name]);
+    }
+    for (const name in blobs) {
+      const cell = cellOf.get(name);
+      const blob = blobs[name];
+      if (cell !== undefined && blob !== undefined) cell.blob = blobSummary(...blob);
+    }
+    yield { proposal, run, startTime: typeof startTime === 'number' ? startTime : null, comment, cells };
   }
 }
 
-function makeCell(stored: unknown, attributesJson: string | undefined, blob: [string | null, string, number] | undefined): Cell {
+function plainCell(stored: unknown): Cell {
   const isFloat = Array.isArray(stored);
   const raw = isFloat ? (stored as unknown[])[0] : stored;
   const value = typeof raw === 'number' || typeof raw === 'string' ? raw : null;
-  const cell: Cell = { value, isFloat: isFloat || (typeof raw === 'number' && !Number.isInteger(raw)), blob: null, units: null, error: null };
-  if (blob !== undefined) cell.blob = blobSummary(...blob);
-  if (attributesJson !== undefined) {
-    const attributes = parseAttributes(attributesJson);
-    if (typeof attributes.units === 'string' && attributes.units !== '') cell.units = attributes.units;
-    if (typeof attributes.error === 'string') {
-      cell.error = { cls: typeof attributes.error_cls === 'string' ? attributes.error_cls : 'Error', message: attributes.error };
-    }
-  }
-  return cell;
+  return { value, isFloat: isFloat || (typeof raw === 'number' && !Number.isInteger(raw)), blob: null, units: null, error: null };
 }
 
-/** Attributes another writer left unreadable are shown as if absent, not as a failed table. */
-function parseAttributes(text: string): Record<string, unknown> {
-  try {
-    const parsed: unknown = JSON.parse(text);
-    return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
+/** Units and errors from a cell's attributes; attributes another writer left unreadable are ignored. */
+function addAttributes(cell: Cell, attributes: unknown): void {
+  if (attributes === null || typeof attributes !== 'object') return;
+  const { units, error, error_cls: cls } = attributes as Record<string, unknown>;
+  if (typeof units === 'string' && units !== '') cell.units = units;
+  if (typeof error === 'string') cell.error = { cls: typeof cls === 'string' ? cls : 'Error', message: error };
 }
 
 const PNG_MAGIC = '89504E470D0A1A0A';

@@ -2,7 +2,7 @@
  * The run table read straight from `run_info` and `run_variables`, one run at a time.
  *
  * The `runs` view pivots with one CASE per variable over every stored result, which takes
- * seconds at 10,000 runs x 100 variables. Here SQLite builds one JSON object per run (found
+ * seconds at 10,000 runs x 100 variables. Here SQLite builds one JSON array per run (found
  * through the (proposal, run, ...) index) and the rows come out in order as they are read, so
  * a machine format can be written while the rest is still being read.
  */
@@ -73,9 +73,9 @@ export function tableColumns(db: DamnitDb, match: readonly string[] = []): Table
 
 /**
  * One JSON array per run: [names, values, attributes, blobs]; names and values side by side,
- * attributes (valid JSON only) and blobs, which few cells have, as objects keyed by name. An integral REAL is wrapped in an array
- * (JSON would make 2.0 the integer 2); a blob's value is left out of `values` and described in
- * `blobs` by its summary type and first bytes.
+ * attributes (valid JSON only) and blobs, which few cells have, as objects keyed by name.
+ * An integral REAL is wrapped in an array (JSON would make 2.0 the integer 2); a blob's value
+ * is left out of `values` and described in `blobs` by its summary type and first bytes.
  */
 const RUN_CELLS = `
   SELECT json_array(

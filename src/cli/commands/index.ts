@@ -12,7 +12,12 @@ import { register as readContext } from './read-context.js';
 import { register as reprocess } from './reprocess.js';
 import { register as table } from './table.js';
 
-/** Each command lives in its own file and adds itself to the program. */
+/**
+ * Each command lives in its own file and adds itself to the program. Every file is loaded for
+ * `--help`, so at its top a command file imports only commander and small modules; what its
+ * action uses (the database, Pyodide, execa, kafkajs, pino, zod...) it imports inside the
+ * action with `await import()` (test/cli/startup.test.ts checks; docs/performance.md).
+ */
 export type RegisterCommand = (program: Command) => void;
 
 export const commands: RegisterCommand[] = [

@@ -27,6 +27,7 @@ export const CONFIG_KEYS = [
   { name: 'proposal_path', description: 'proposal root directory, overriding the one found by convention (three levels above this directory)', default: null },
   { name: 'mymdc_source', description: 'where mymdc# annotations get their values; unset: the facility metadata catalogue', default: null },
   { name: 'damnit_python', description: "the reference DAMNIT backend's own Python, for its jobs; not used or set by this backend", default: null },
+  { name: 'update_broker', description: "Kafka broker(s) (host:port[,host:port]) that the GUI's update messages go to; 'none' sends none; AMORE_BROKER overrides it; unset: the facility broker", default: null },
   { name: 'cluster_fallback_local', description: 'when 1, cluster=True variables run on this machine if Slurm is not available', default: 0 },
 ] as const satisfies readonly ConfigKey[];
 

@@ -32,6 +32,8 @@ import { Scheduler, type JobResult } from '../scheduler/scheduler.js';
 import { plural } from '../text.js';
 import { describeEvent, type EventSource, type RunEvent, type SourceNotice } from './events.js';
 import { programName } from '../program-name.js';
+import type { VariableInfo } from '../context/protocol.js';
+import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
 
 /** Tries of a run whose processing keeps being interrupted by the backend dying. */
 export const MAX_ATTEMPTS = 3;
@@ -44,12 +46,20 @@ export interface ListenerOptions {
   sources: (ctx: { proposal: number; proposalRoot: string; store: JobStore; dbId: string }) => EventSource[];
   /** How runs are executed; warm workers (as reprocess) unless given. */
   createExecutor?: (env: RunEnvironment) => RunExecutor;
+  /** Where the GUI's update messages go; none are sent without it. */
+  updates?: GuiUpdates;
+  /** `listen --update-broker`: wins over the settings, which are read again for every run. */
+  updateBrokerOption?: string;
 }
 
 export class Listener {
   /** Resolves when every source has ended and the work they gave is done (`listen --test`). */
   readonly finished: Promise<void>;
   private contextHash: string | null = null;
+  /** The variables of context.py as last loaded; null while it cannot be loaded. */
+  private variables: VariableInfo[] | null = null;
+  /** Processing ids of queued or running jobs (`<run>/<kind>`), as the GUI knows them. */
+  private readonly processingIds = new Map<string, string>();
   private contextCheck: Promise<void> = Promise.resolve();
   private stopping = false;
 
@@ -152,6 +162,10 @@ export class Listener {
     if (this.stopping) throw new Error('the backend is stopping');
     const { outcome } = this.scheduler.submit(event, () => db.ensureRun(event.proposal, event.run, { addedAt: event.time }));
     const runLog = logger.child({ run: event.run, data: event.kind });
+    if (outcome !== 'merged' && this.opts.updates) {
+      const key = `${event.run}/${event.kind}`;
+      this.processingIds.set(key, this.opts.updates.processingQueued({ proposal: event.proposal, run: event.run, data: event.kind }, this.processingIds.get(key)));
+    }
     if (outcome === 'queued') runLog.info(`arrived (${event.source})`);
     else if (outcome === 'requeued') runLog.info(`arrived again (${event.source}): queued for reprocessing`);
     else runLog.debug(`arrived again (${event.source}) while queued or running: merged`);
@@ -165,21 +179,55 @@ export class Listener {
     await this.refreshContext();
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
-    const { local, rest } = await startRun(req, {
-      db: this.opts.db,
-      executor: this.executor,
-      env: this.env,
-      onOutput: (stream, line) => runLog.info({ stream }, line),
-      onClusterJob: (jobId, logPath) => runLog.info(`cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`),
-    });
+    const gui = this.guiFor(job);
+    let started: Awaited<ReturnType<typeof startRun>>;
+    try {
+      started = await startRun(req, {
+        db: this.opts.db,
+        executor: this.executor,
+        env: this.env,
+        onOutput: (stream, line) => runLog.info({ stream }, line),
+        onClusterJob: (jobId, logPath) => {
+          runLog.info(`cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`);
+          gui?.clusterJob(jobId);
+        },
+        onRecorded: (results) => this.opts.updates?.valuesRecorded(job.proposal, job.run, results),
+      });
+    } finally {
+      gui?.localDone();
+    }
     const result = (outcome: ProcessedRun): JobResult => {
       if (outcome.ok) return { ok: true, summary: summariseVariables(outcome.variables) };
       if (outcome.detail) runLog.debug(outcome.detail);
       return { ok: false, reason: outcome.reason };
     };
-    if (rest === undefined) return result(local);
-    runLog.info(`local part recorded: ${summariseVariables(local.variables)}; waiting for the Slurm job of its cluster variables`);
-    return { ok: true, summary: '', remaining: rest.then(result) };
+    if (started.rest === undefined) return result(started.local);
+    runLog.info(`local part recorded: ${summariseVariables(started.local.variables)}; waiting for the Slurm job of its cluster variables`);
+    return { ok: true, summary: '', remaining: started.rest.then(result).finally(() => gui?.clusterDone()) };
+  }
+
+  /**
+   * What the GUI hears of a job, in the reference's order: the variables (it sends them before
+   * every processing), RUNNING, then as it goes a PENDING Slurm job for the cluster variables,
+   * processing_finished for the local part, and for the job once it has ended.
+   */
+  private guiFor(job: Job): { clusterJob: (jobId: string) => void; localDone: () => void; clusterDone: () => void } | null {
+    const updates = this.opts.updates;
+    if (!updates) return null;
+    updates.useBroker(chooseUpdateBroker(this.opts.db.metameta, this.opts.updateBrokerOption));
+    if (this.variables) updates.variablesSet(this.variables);
+    const key = `${job.run}/${job.kind}`;
+    const of = { proposal: job.proposal, run: job.run, data: job.kind };
+    const localId = updates.processingRunning(of, { processingId: this.processingIds.get(key) });
+    this.processingIds.delete(key);
+    const clusterIds: string[] = [];
+    return {
+      clusterJob: (jobId) => clusterIds.push(updates.processingSubmitted(of, { cluster: null, jobId })),
+      localDone: () => updates.processingFinished(localId),
+      clusterDone: () => {
+        for (const id of clusterIds) updates.processingFinished(id);
+      },
+    };
   }
 
   /** When context.py has changed, updates the variable catalogue from it (once per change). */
@@ -194,6 +242,7 @@ export class Listener {
         timeoutMs: numberSetting(db.metameta, 'context_load_timeout') * 1000,
         onOutput: (_stream, line) => logger.info(`context.py> ${line}`),
       }).catch((err: Error) => ({ ok: false as const, problems: [], traceback: null, error: err.message }));
+      this.variables = result.ok ? result.context.variables : null;
       if (result.ok) {
         db.upsertVariables(result.context.variables);
         const overflow = viewOverflowWarning(db);

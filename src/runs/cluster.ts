@@ -59,6 +59,8 @@ export interface ClusterDeps {
   onOutput?: OutputSink;
   /** Told when a job has been submitted, e.g. to log it. */
   onClusterJob?: (jobId: string, logPath: string) => void;
+  /** Told once the cluster part's results are recorded. */
+  onRecorded?: (results: { variables: VariableResultMessage[]; startTime: number | null }) => void;
 }
 
 const NO_SLURM_HINT =
@@ -88,8 +90,10 @@ function okPart(outcome: Extract<RunOutcome, { ok: true }>, where: 'slurm' | 'lo
 export async function runClusterPart(req: RunRequest, deps: ClusterDeps): Promise<ClusterPart> {
   const env = deps.env ?? (await loadRunEnvironment(deps.db.dir, deps.db));
   const only: RunRequest = { ...req, cluster: 'only' };
-  const record = (outcome: Extract<RunOutcome, { ok: true }>): void =>
+  const record = (outcome: Extract<RunOutcome, { ok: true }>): void => {
     deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
+    deps.onRecorded?.(outcome);
+  };
   let job: SlurmRunResult;
   try {
     job = await runClusterJob(only, env, {

@@ -1,3 +1,4 @@
+import type { VariableResultMessage } from '../context/protocol.js';
 import type { DamnitDb } from '../db/database.js';
 import type { DatabasePatience } from '../db/patience.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from '../executors/executor.js';
@@ -20,6 +21,14 @@ export interface ProcessRunDeps {
    * HDF5 file written, and is kept for the command to retry at its end.
    */
   patience?: DatabasePatience;
+  /** Told once results are recorded (for the GUI's run_values_updated). */
+  onRecorded?: (results: RecordedResults) => void;
+}
+
+/** What one record wrote for a run. */
+export interface RecordedResults {
+  variables: VariableResultMessage[];
+  startTime: number | null;
 }
 
 /**
@@ -56,6 +65,7 @@ export async function startRun(
     deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
   if (deps.patience) await deps.patience.write(record, describeRun(req));
   else record();
+  deps.onRecorded?.(outcome);
   if (!splitCluster || outcome.clusterLeftOut.length === 0) return { local: outcome };
   return { local: outcome, rest: runClusterPart(req, deps).then((part) => withClusterPart(outcome, part)) };
 }

@@ -9,6 +9,7 @@ import type { JobStore } from '../../scheduler/job-store.js';
 import { prepareToWrite } from '../../sharing.js';
 import type { BackendStatus } from '../../supervisor/control.js';
 import { UsageError } from '../errors.js';
+import { brokerProblem } from '../../updates/broker-choice.js';
 
 export type SourceName = 'fs' | 'kafka';
 
@@ -19,6 +20,7 @@ export interface ListenOptions {
   settle: string;
   rescan: string;
   kafkaBrokers?: string;
+  updateBroker?: string;
   logFormat: LogFormat;
 }
 
@@ -32,6 +34,7 @@ export function addListenerOptions(command: Command): Command {
     .option('--settle <seconds>', 'fs: how long a run directory must stay complete and unchanged', '10')
     .option('--rescan <seconds>', 'fs: how often to look at raw/ and proc/ again, for changes made on other machines', '15')
     .option('--kafka-brokers <list>', 'kafka: comma-separated host:port list instead of the facility brokers')
+    .option('--update-broker <broker>', "where the GUI's update messages go: host:port[,host:port], 'none', or file:PATH (default: AMORE_BROKER, else db-config update_broker, else the facility broker)")
     .addOption(new Option('--log-format <format>', 'amore.log as text lines, or JSON objects for machines').choices(LOG_FORMATS).default('text'));
 }
 
@@ -50,6 +53,7 @@ export function listenerCommandLine(opts: ListenOptions, debug: boolean): string
   args.push('listen', '--source', opts.source, '--log-format', opts.logFormat);
   if (opts.source === 'fs') args.push('--settle', opts.settle, '--rescan', opts.rescan);
   if (opts.kafkaBrokers !== undefined) args.push('--kafka-brokers', opts.kafkaBrokers);
+  if (opts.updateBroker !== undefined) args.push('--update-broker', opts.updateBroker);
   return args;
 }
 
@@ -60,6 +64,8 @@ export function validateListenOptions(opts: ListenOptions): void {
   if (opts.kafkaBrokers !== undefined && opts.kafkaBrokers.split(',').some((b) => !/^[^\s:,]+:\d+$/.test(b.trim()))) {
     throw new UsageError(`--kafka-brokers needs host:port[,host:port...], got '${opts.kafkaBrokers}'`);
   }
+  const updateProblem = opts.updateBroker === undefined ? null : brokerProblem(opts.updateBroker);
+  if (updateProblem !== null) throw new UsageError(`--update-broker: ${updateProblem}`);
 }
 
 export function formatStatus(status: BackendStatus): string {
@@ -148,6 +154,7 @@ async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Pr
   const { openDatabase } = await import('../../db/database.js');
   const { createBackendLogger } = await import('../../log.js');
   const { Listener } = await import('../../listener/listener.js');
+  const { COMMAND_FLUSH_MS, openGuiUpdates } = await import('../../updates/gui-updates.js');
   const sourceModules = await loadSources(opts);
   const db = openDatabase(dir);
   try {
@@ -160,6 +167,7 @@ async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Pr
   // Under Supervisor, standard output already goes to amore.log: no second copy there.
   const echo = process.env.SUPERVISOR_ENABLED ? undefined : process.stderr;
   const { logger, close } = createBackendLogger({ file: dir.logFile, format: opts.logFormat, echo, level: debug ? 'debug' : 'info' });
+  const updates = openGuiUpdates(db, { warn: (text) => logger.warn(text), info: (text) => logger.info(text) }, { option: opts.updateBroker });
   let listener: Listener;
   try {
     listener = await Listener.start({
@@ -167,9 +175,12 @@ async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Pr
       db,
       logger,
       sources: (ctx) => buildSources(opts, ctx, sourceModules),
+      updates,
+      updateBrokerOption: opts.updateBroker,
     });
   } catch (err) {
     logger.error(`the backend could not start: ${(err as Error).message}`);
+    await updates.close(0);
     close();
     db.close();
     throw err;
@@ -187,6 +198,8 @@ async function listen(dir: DatabaseDir, opts: ListenOptions, debug: boolean): Pr
   const { running } = listener.activity;
   logger.info(running > 0 ? `${reason}; ${running} runs cut short will be processed again at the next start` : reason);
   await listener.stop();
+  const { undelivered } = await updates.close(COMMAND_FLUSH_MS);
+  if (undelivered > 0) logger.warn(`${undelivered} update messages for the GUI were not delivered`);
   close();
   db.close();
   // Shims still running (cut short) are stopped as this process exits.

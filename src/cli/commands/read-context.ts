@@ -6,7 +6,7 @@ import { requireDatabaseDir, CONTEXT_FILE } from '../../database-dir.js';
 import type { DamnitDb } from '../../db/database.js';
 import { SQLITE_MAX_COLUMNS, VIEW_MAX_VARIABLES } from '../../db/schema.js';
 import { numberSetting } from '../../db/config-keys.js';
-import type { LoadProblem } from '../../context/protocol.js';
+import type { LoadProblem, VariableInfo } from '../../context/protocol.js';
 import { nameList, plural } from '../../text.js';
 
 /**
@@ -40,6 +40,14 @@ export function viewOverflowWarning(db: DamnitDb): string | null {
     `${SQLITE_MAX_COLUMNS} columns); ${plural(leftOut.length, 'variable')} are left out of it but ` +
     `still recorded in run_variables and the HDF5 files: ${nameList(leftOut)}`
   );
+}
+
+/** variable_set for each variable, as the reference's read-context sends them; waits briefly for the broker. */
+async function tellGui(db: DamnitDb, variables: VariableInfo[]): Promise<void> {
+  const { COMMAND_FLUSH_MS, COMMAND_NOTICES, openGuiUpdates } = await import('../../updates/gui-updates.js');
+  const updates = openGuiUpdates(db, COMMAND_NOTICES);
+  updates.variablesSet(variables);
+  await updates.close(COMMAND_FLUSH_MS);
 }
 
 export function register(program: Command): void {
@@ -77,6 +85,7 @@ export function register(program: Command): void {
         warnStaticProblems(result.context.static_problems);
         const variables = result.context.variables;
         db.upsertVariables(variables);
+        await tellGui(db, variables);
         const overflow = viewOverflowWarning(db);
         if (overflow !== null) process.stderr.write(`warning: ${overflow}\n`);
         const transient = variables.filter((v) => v.transient).length;

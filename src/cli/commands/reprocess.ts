@@ -17,6 +17,7 @@ import {
 import { describeRun, summariseVariables, type RunRequest } from '../../runs/run-request.js';
 import type { RunEnvironment } from '../../executors/executor.js';
 import { plural } from '../../text.js';
+import type { GuiUpdates } from '../../updates/gui-updates.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
 import { formatProblem, viewOverflowWarning, warnStaticProblems } from './read-context.js';
@@ -78,6 +79,7 @@ async function loadContext(
   python: string,
   debug: boolean,
   patience: DatabasePatience,
+  updates: GuiUpdates,
 ): Promise<void> {
   const { describeContext } = await import('../../context/describe.js');
   const result = await describeContext(dir, python, {
@@ -91,6 +93,7 @@ async function loadContext(
   }
   warnStaticProblems(result.context.static_problems);
   await patience.write(() => db.upsertVariables(result.context.variables));
+  updates.variablesSet(result.context.variables);
   const overflow = viewOverflowWarning(db);
   if (overflow !== null) process.stderr.write(`warning: ${overflow}\n`);
 }
@@ -120,8 +123,10 @@ export function register(program: Command): void {
       const { DatabasePatience } = await import('../../db/patience.js');
       const { loadRunEnvironment } = await import('../../runs/run-environment.js');
       const { clusterNote, reprocessOnCluster } = await import('../reprocess-cluster.js');
+      const { COMMAND_FLUSH_MS, COMMAND_NOTICES, openGuiUpdates } = await import('../../updates/gui-updates.js');
       const dir = requireDatabaseDir();
       const db = openDatabase(dir, { busyTimeoutMs: BUSY_TRY_MS });
+      let updates: GuiUpdates | undefined;
       try {
         const proposal = parseProposal(opts.proposal, db);
         const { runs, all } = selectRuns(runArgs, proposal, db);
@@ -132,7 +137,8 @@ export function register(program: Command): void {
           limitMs: numberSetting(db.metameta, 'db_busy_timeout') * 1000,
           onWait: (message) => process.stderr.write(`${message}\n`),
         });
-        await loadContext(dir, db, env.python, debug, patience);
+        updates = openGuiUpdates(db, COMMAND_NOTICES);
+        await loadContext(dir, db, env.python, debug, patience, updates);
 
         const missing = opts.mock ? [] : runs.filter((run) => !runExists(root, run));
         const available = runs.filter((run) => !missing.includes(run));
@@ -169,11 +175,12 @@ export function register(program: Command): void {
           });
           tally = { ...watched, notRecorded: [], damaged: null };
         } else {
-          tally = await reprocessHere(available.map(request), { db, env, progress, debug, patience });
+          tally = await reprocessHere(available.map(request), { db, env, progress, debug, patience, updates });
         }
         progress.close();
         printSummary(available.length, tally, opts);
       } finally {
+        await updates?.close(COMMAND_FLUSH_MS);
         db.close();
       }
     });
@@ -224,9 +231,9 @@ function printSummary(total: number, tally: Tally, opts: ReprocessOptions): void
  */
 async function reprocessHere(
   requests: RunRequest[],
-  opts: { db: DamnitDb; env: RunEnvironment; progress: ProgressReporter; debug: boolean; patience: DatabasePatience },
+  opts: { db: DamnitDb; env: RunEnvironment; progress: ProgressReporter; debug: boolean; patience: DatabasePatience; updates: GuiUpdates },
 ): Promise<Tally> {
-  const { db, env, progress, debug, patience } = opts;
+  const { db, env, progress, debug, patience, updates } = opts;
   const { default: PQueue } = await import('p-queue');
   const { WarmWorkerExecutor } = await import('../../executors/warm-worker.js');
   const { processRun } = await import('../../runs/process-run.js');
@@ -254,6 +261,8 @@ async function reprocessHere(
       progress.started(label);
       const finished = (ok: boolean, detail: string): void =>
         progress.finished({ label, ok, detail, seconds: (performance.now() - started) / 1000 });
+      const processing = { proposal: req.proposal, run: req.run, data: req.runData };
+      const processingIds = [updates.processingRunning(processing)];
       try {
         const outcome = await processRun(req, {
           db,
@@ -261,7 +270,11 @@ async function reprocessHere(
           patience,
           onOutput: debug ? (_stream, line) => progress.note(`[r${req.run}] ${line}`) : undefined,
           env,
-          onClusterJob: (jobId, logPath) => progress.note(clusterJobNote(db, req, jobId, logPath)),
+          onClusterJob: (jobId, logPath) => {
+            progress.note(clusterJobNote(db, req, jobId, logPath));
+            processingIds.push(updates.processingSubmitted(processing, { cluster: null, jobId }));
+          },
+          onRecorded: (results) => updates.valuesRecorded(req.proposal, req.run, results),
         });
         if (outcome.ok) {
           ok += 1;
@@ -287,6 +300,8 @@ async function reprocessHere(
         } else {
           finished(false, (err as Error).message);
         }
+      } finally {
+        for (const id of processingIds) updates.processingFinished(id);
       }
     });
   }

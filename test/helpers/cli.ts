@@ -22,7 +22,8 @@ export async function runCli(
 ): Promise<CliResult> {
   const result = await execa(...commandAs(opts.as, [process.execPath, opts.entry ?? CLI_PATH, ...args]), {
     cwd: opts.cwd,
-    env: { NO_COLOR: '1', ...opts.env },
+    // No broker can be reached here: tests that look at update messages set AMORE_BROKER themselves.
+    env: { NO_COLOR: '1', AMORE_BROKER: 'none', ...opts.env },
     input: opts.input ?? '',
     reject: false,
     timeout: opts.timeoutMs ?? 120_000,

@@ -40,6 +40,15 @@ export class DatabaseDir {
     return path.join(this.root, 'slurm_logs');
   }
 
+  /** Per-run process logs, `r<R>-p<P>.out`, which DAMNIT's GUI opens (runs/process-log.ts). */
+  get processLogsDir(): string {
+    return path.join(this.root, 'process_logs');
+  }
+
+  processLogFile(run: number, proposal: number): string {
+    return path.join(this.processLogsDir, `r${run}-p${proposal}.out`);
+  }
+
   get supervisordConfig(): string {
     return path.join(this.root, 'supervisord.conf');
   }

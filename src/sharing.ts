@@ -105,6 +105,7 @@ function knownPaths(dir: DatabaseDir): [string, SharedKind][] {
     [dir.listenerLockFile, 'file'],
     [dir.extractedDataDir, 'dir'],
     [dir.slurmLogsDir, 'dir'],
+    [dir.processLogsDir, 'dir'],
     [path.join(dir.root, 'context_history'), 'dir'],
   ];
 }

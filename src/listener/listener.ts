@@ -34,6 +34,8 @@ import { describeEvent, type EventSource, type RunEvent, type SourceNotice } fro
 import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
 import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
+import { ProcessLog, processingHeader } from '../runs/process-log.js';
+import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
 
 /** Tries of a run whose processing keeps being interrupted by the backend dying. */
 export const MAX_ATTEMPTS = 3;
@@ -60,6 +62,7 @@ export class Listener {
   private variables: VariableInfo[] | null = null;
   /** Processing ids of queued or running jobs (`<run>/<kind>`), as the GUI knows them. */
   private readonly processingIds = new Map<string, string>();
+  private readonly warned = new Set<string>();
   private contextCheck: Promise<void> = Promise.resolve();
   private stopping = false;
 
@@ -180,30 +183,54 @@ export class Listener {
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
     const gui = this.guiFor(job);
+    const began = performance.now();
+    const processLog = ProcessLog.open(this.opts.dir, job.run, job.proposal, (m) => this.warnOnce(m));
+    processLog?.write(processingHeader(job.run, job.proposal));
     let started: Awaited<ReturnType<typeof startRun>>;
     try {
       started = await startRun(req, {
         db: this.opts.db,
         executor: this.executor,
         env: this.env,
-        onOutput: (stream, line) => runLog.info({ stream }, line),
+        onOutput: (stream, line) => {
+          runLog.info({ stream }, line);
+          processLog?.line(line);
+        },
         onClusterJob: (jobId, logPath) => {
           runLog.info(`cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`);
+          processLog?.line(`----- cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`);
           gui?.clusterJob(jobId);
         },
         onRecorded: (results) => this.opts.updates?.valuesRecorded(job.proposal, job.run, results),
       });
+    } catch (err) {
+      processLog?.write(processingEnding({ ok: false, reason: `internal error: ${(err as Error).message}` }, (performance.now() - began) / 1000));
+      processLog?.close();
+      throw err;
     } finally {
       gui?.localDone();
     }
     const result = (outcome: ProcessedRun): JobResult => {
-      if (outcome.ok) return { ok: true, summary: summariseVariables(outcome.variables) };
+      processLog?.write(processingEnding(outcome, (performance.now() - began) / 1000));
+      processLog?.close();
+      if (outcome.ok) {
+        for (const failure of variableFailures(outcome.variables)) runLog.warn(describeFailure(failure));
+        return { ok: true, summary: summariseVariables(outcome.variables) };
+      }
       if (outcome.detail) runLog.debug(outcome.detail);
       return { ok: false, reason: outcome.reason };
     };
     if (started.rest === undefined) return result(started.local);
     runLog.info(`local part recorded: ${summariseVariables(started.local.variables)}; waiting for the Slurm job of its cluster variables`);
     return { ok: true, summary: '', remaining: started.rest.then(result).finally(() => gui?.clusterDone()) };
+  }
+
+  /** A problem said once per backend (a process log directory that cannot be written, say). */
+  private warnOnce(message: string): void {
+    const key = message.replace(/r\d+-p\d+\.out/, '');
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.opts.logger.warn(message);
   }
 
   /**

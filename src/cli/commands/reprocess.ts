@@ -18,6 +18,8 @@ import { describeRun, summariseVariables, type RunRequest } from '../../runs/run
 import type { RunEnvironment } from '../../executors/executor.js';
 import { plural } from '../../text.js';
 import type { GuiUpdates } from '../../updates/gui-updates.js';
+import { ProcessLog, processingHeader } from '../../runs/process-log.js';
+import { describeFailure, processingEnding, variableFailures } from '../../runs/run-report.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
 import { formatProblem, viewOverflowWarning, warnStaticProblems } from './read-context.js';
@@ -246,6 +248,13 @@ async function reprocessHere(
   });
   let interrupted: NodeJS.Signals | null = null;
   let damaged: DatabaseDamagedError | null = null;
+  const problems = new Set<string>();
+  // An unwritable process_logs/ is said once, not once per run.
+  const warnOnce = (message: string): void => {
+    const key = message.replace(/r\d+-p\d+\.out/, '');
+    if (!problems.has(key)) progress.note(`warning: ${message}`);
+    problems.add(key);
+  };
   const stop = (signal: NodeJS.Signals): void => {
     interrupted ??= signal;
     queue.clear();
@@ -263,22 +272,34 @@ async function reprocessHere(
         progress.finished({ label, ok, detail, seconds: (performance.now() - started) / 1000 });
       const processing = { proposal: req.proposal, run: req.run, data: req.runData };
       const processingIds = [updates.processingRunning(processing)];
+      const processLog = ProcessLog.open(db.dir, req.run, req.proposal, warnOnce);
+      processLog?.write(processingHeader(req.run, req.proposal));
+      const ended = (outcome: Parameters<typeof processingEnding>[0]): void => {
+        processLog?.write(processingEnding(outcome, (performance.now() - started) / 1000));
+        processLog?.close();
+      };
       try {
         const outcome = await processRun(req, {
           db,
           executor,
           patience,
-          onOutput: debug ? (_stream, line) => progress.note(`[r${req.run}] ${line}`) : undefined,
+          onOutput: (_stream, line) => {
+            processLog?.line(line);
+            if (debug) progress.note(`[r${req.run}] ${line}`);
+          },
           env,
           onClusterJob: (jobId, logPath) => {
             progress.note(clusterJobNote(db, req, jobId, logPath));
+            processLog?.line(`----- cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`);
             processingIds.push(updates.processingSubmitted(processing, { cluster: null, jobId }));
           },
           onRecorded: (results) => updates.valuesRecorded(req.proposal, req.run, results),
         });
+        ended(outcome);
         if (outcome.ok) {
           ok += 1;
           finished(true, summariseVariables(outcome.variables) + clusterNote(outcome));
+          for (const failure of variableFailures(outcome.variables)) progress.note(describeFailure(failure, req.run));
         } else {
           failed += 1;
           finished(false, interrupted ? `interrupted (${interrupted})` : outcome.reason);
@@ -286,6 +307,7 @@ async function reprocessHere(
         }
       } catch (thrown) {
         const err = explainDatabaseError(thrown, db.dir.databaseFile);
+        ended({ ok: false, reason: (err as Error).message });
         if (err instanceof DatabaseBusyError) {
           // Counted once the retry at the end has settled it.
           finished(false, `computed, not recorded yet: ${err.message}; tried again at the end`);

@@ -12,6 +12,10 @@ import { describeRun, type RunRequest } from '../runs/run-request.js';
 import { CliError } from './errors.js';
 import type { ProgressReporter } from './progress.js';
 import { plural } from '../text.js';
+import type { SlurmRunResult } from '../executors/slurm-run.js';
+import { appendJobOutput, ProcessLog, processingHeader } from '../runs/process-log.js';
+import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
+import type { GuiUpdates } from '../updates/gui-updates.js';
 
 /** `; cluster variables: Slurm job 17` for a run whose cluster part went well; '' without one. */
 export function clusterNote(outcome: ProcessedRun): string {
@@ -33,6 +37,24 @@ export interface ArrayReprocessOptions {
   debug: boolean;
   /** Summary of a successful run, e.g. `11 variables, 1 error`. */
   describeResults: (outcome: Extract<ProcessedRun, { ok: true }>) => string;
+  /** DAMNIT's GUI hears of each task: PENDING once submitted, its values, finished. */
+  updates?: GuiUpdates;
+}
+
+/** A task's process log: a header naming its job, the job's output, how it ended. Problems are said once. */
+function taskProcessLog(db: DamnitDb, proposal: number, progress: ProgressReporter): (run: number, task: SlurmRunResult, seconds: number) => void {
+  let problemSaid = false;
+  return (run, task, seconds) => {
+    const log = ProcessLog.open(db.dir, run, proposal, (message) => {
+      if (!problemSaid) progress.note(`warning: ${message}`);
+      problemSaid = true;
+    });
+    if (!log) return;
+    log.write(processingHeader(run, proposal, { slurmJobId: task.jobId, slurmCluster: null }));
+    if (task.logPath) appendJobOutput(log, task.jobId, task.logPath);
+    log.write(processingEnding(task.outcome, seconds));
+    log.close();
+  };
 }
 
 /**
@@ -49,6 +71,8 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
   let submittedAt = performance.now();
   let arrayJobId: string | undefined;
   let failed = 0;
+  const writeProcessLog = taskProcessLog(opts.db, proposal, opts.progress);
+  const processingIds = new Map<number, string>();
   try {
     await reprocessAsArray(reqs, {
       db: opts.db,
@@ -58,6 +82,11 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
       onSubmitted: (jobId) => {
         arrayJobId = jobId;
         submittedAt = performance.now();
+        for (const req of reqs) {
+          const of = { proposal: req.proposal, run: req.run, data: req.runData };
+          const id = opts.updates?.processingSubmitted(of, { cluster: null, jobId: `${jobId}_${req.run}` });
+          if (id !== undefined) processingIds.set(req.run, id);
+        }
         console.log(
           `Submitted Slurm array job ${jobId} (${slurmArrayJobName(proposal)}): ` +
             `${plural(reqs.length, 'run')}, at most ${opts.maxConcurrent} at once`,
@@ -70,9 +99,14 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
       onFinished: (run, outcome, task) => {
         const label = describeRun({ proposal, run });
         const seconds = (performance.now() - (startedAt.get(run) ?? submittedAt)) / 1000;
+        writeProcessLog(run, task, seconds);
+        if (outcome.ok) opts.updates?.valuesRecorded(proposal, run, outcome);
+        const processingId = processingIds.get(run);
+        if (processingId !== undefined) opts.updates?.processingFinished(processingId);
         if (outcome.ok) {
           const log = task.logPath ? `; output in ${shownPath(opts.db.dir, task.logPath)}` : '';
           opts.progress.finished({ label, ok: true, detail: `${opts.describeResults(outcome)} (Slurm job ${task.jobId}${log})`, seconds });
+          for (const failure of variableFailures(outcome.variables)) opts.progress.note(describeFailure(failure, run));
         } else {
           failed += 1;
           opts.progress.finished({ label, ok: false, detail: outcome.reason, seconds });

@@ -11,6 +11,9 @@ import type { RunEnvironment } from '../executors/executor.js';
 import { PtyExecutor } from '../executors/pty.js';
 import { processRun, type ProcessedRun } from '../runs/process-run.js';
 import { describeRun, type RunRequest } from '../runs/run-request.js';
+import { ProcessLog, processingHeader } from '../runs/process-log.js';
+import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
+import type { GuiUpdates } from '../updates/gui-updates.js';
 
 export interface WatchOptions {
   db: DamnitDb;
@@ -22,6 +25,10 @@ export interface WatchOptions {
   describeResults: (outcome: Extract<ProcessedRun, { ok: true }>) => string;
   /** Where the runs' output goes; stdout by default. */
   out?: NodeJS.WriteStream;
+  /** DAMNIT's GUI hears of each run. */
+  updates?: GuiUpdates;
+  /** Told once of a process log that cannot be written. */
+  onProblem?: (message: string) => void;
 }
 
 /**
@@ -34,8 +41,14 @@ export async function reprocessWatched(
 ): Promise<{ ok: number; failed: number; interrupted: NodeJS.Signals | null }> {
   const out = opts.out ?? process.stdout;
   const colour = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
+  // The run's process log gets what the terminal gets, with plain line ends.
+  let processLog: ProcessLog | null = null;
+  let logProblemSaid = false;
   const executor = new PtyExecutor(opts.env, {
-    write: (data) => out.write(data),
+    write: (data) => {
+      out.write(data);
+      processLog?.write(data.replaceAll('\r\n', '\n'));
+    },
     columns: out.columns,
     rows: out.rows,
   });
@@ -54,17 +67,36 @@ export async function reprocessWatched(
       const label = describeRun(req);
       out.write(`${colour ? styleText('bold', `--- ${label} ---`) : `--- ${label} ---`}\n`);
       const started = performance.now();
-      const outcome = await processRun(req, { db: opts.db, executor, env: opts.env, patience: opts.patience }).catch(
-        (err: unknown): ProcessedRun => {
+      processLog = ProcessLog.open(opts.db.dir, req.run, req.proposal, (m) => {
+        // Said for the first run only: the same directory fails the others alike.
+        if (!logProblemSaid) opts.onProblem?.(m);
+        logProblemSaid = true;
+      });
+      processLog?.write(processingHeader(req.run, req.proposal));
+      const processingId = opts.updates?.processingRunning({ proposal: req.proposal, run: req.run, data: req.runData });
+      const outcome = await processRun(req, {
+        db: opts.db,
+        executor,
+        env: opts.env,
+        patience: opts.patience,
+        onRecorded: (results) => opts.updates?.valuesRecorded(req.proposal, req.run, results),
+      })
+        .catch((err: unknown): ProcessedRun => {
           // The run's file is written; its rows are for the next reprocess, once the lock is gone.
           if (err instanceof DatabaseBusyError) return { ok: false, reason: `computed, not recorded: ${err.message}` };
           throw err;
-        },
-      );
+        })
+        .finally(() => {
+          if (processingId !== undefined) opts.updates?.processingFinished(processingId);
+        });
+      processLog?.write(processingEnding(outcome, (performance.now() - started) / 1000));
+      processLog?.close();
+      processLog = null;
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       if (outcome.ok) {
         ok += 1;
         out.write(`${label}: done in ${seconds} s: ${opts.describeResults(outcome)}\n`);
+        for (const failure of variableFailures(outcome.variables)) out.write(`${describeFailure(failure, req.run)}\n`);
       } else {
         failed += 1;
         const status = colour ? styleText('red', 'FAILED') : 'FAILED';

@@ -34,7 +34,7 @@ import { describeEvent, type EventSource, type RunEvent, type SourceNotice } fro
 import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
 import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
-import { ProcessLog, processingHeader } from '../runs/process-log.js';
+import { appendJobOutput, ProcessLog, processingHeader } from '../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
 
 /** Tries of a run whose processing keeps being interrupted by the backend dying. */
@@ -211,6 +211,8 @@ export class Listener {
       gui?.localDone();
     }
     const result = (outcome: ProcessedRun): JobResult => {
+      const part = outcome.cluster;
+      if (processLog && part?.jobId && part.logPath) appendJobOutput(processLog, part.jobId, part.logPath);
       processLog?.write(processingEnding(outcome, (performance.now() - began) / 1000));
       processLog?.close();
       if (outcome.ok) {

@@ -10,7 +10,7 @@
  * A log that cannot be written never stops processing: the caller is told once why (the
  * directory not writable, the disk full), and the run goes on without it.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import type { DatabaseDir } from '../database-dir.js';
 import { directoryModes, shareOwnedPath } from '../sharing.js';
@@ -24,7 +24,8 @@ export interface ProcessLogWhere {
 /** The reference's header line, with a blank line before it to set processings apart. */
 export function processingHeader(run: number, proposal: number, where: ProcessLogWhere = {}): string {
   const host = os.hostname();
-  const node = where.slurmJobId ? `${host} (job id: ${where.slurmJobId}, cluster: ${where.slurmCluster ?? ''})` : `${host} (subprocess)`;
+  const cluster = where.slurmCluster ? `, cluster: ${where.slurmCluster}` : '';
+  const node = where.slurmJobId ? `${host} (job id: ${where.slurmJobId}${cluster})` : `${host} (subprocess)`;
   return `\n----- Processing r${run} (p${proposal}) as ${os.userInfo().username} on ${node} -----\n`;
 }
 
@@ -83,4 +84,20 @@ export class ProcessLog {
       // Already reported or nothing left to lose.
     }
   }
+}
+
+/**
+ * Copies a Slurm job's output file into the process log once the job has ended (the job writes
+ * its own file in slurm_logs/; the GUI looks here). A file that cannot be read is named instead.
+ */
+export function appendJobOutput(log: ProcessLog, jobId: string, logPath: string): void {
+  let text: string;
+  try {
+    text = readFileSync(logPath, 'utf8');
+  } catch (err) {
+    log.line(`----- the output of Slurm job ${jobId} could not be read from ${logPath}: ${(err as Error).message}`);
+    return;
+  }
+  log.line(`----- output of Slurm job ${jobId} (${logPath}):`);
+  if (text !== '') log.line(text);
 }

@@ -48,6 +48,18 @@ describe('process logs', () => {
     assert.equal(log.match(/^----- done in \d+\.\d s: 2 variables, 1 error\n {2}broken: KeyError: 'no such source'$/gm)?.length, 2, log);
   });
 
+  test('reprocess --watch writes what the terminal shows', async () => {
+    const db = await makeDatabase(path.join(tmp.dir, 'watch'), CONTEXT);
+    const res = await runCli(['reprocess', '5', '--mock', '--watch'], { cwd: db });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^r5 broken: KeyError: 'no such source'$/m);
+    const log = readProcessLog(db, 5);
+    assert.equal(log.match(HEADER)?.length, 1, log);
+    assert.match(log, /^hello from value$/m);
+    assert.doesNotMatch(log, /\r/);
+    assert.match(log, /^----- done in \d+\.\d s: 2 variables, 1 error\n {2}broken: KeyError: 'no such source'\n$/m);
+  });
+
   test('the backend writes them too, readable while the run is still going', async () => {
     const context = `from pathlib import Path
 import time

@@ -18,7 +18,7 @@ import { describeRun, summariseVariables, type RunRequest } from '../../runs/run
 import type { RunEnvironment } from '../../executors/executor.js';
 import { plural } from '../../text.js';
 import type { GuiUpdates } from '../../updates/gui-updates.js';
-import { ProcessLog, processingHeader } from '../../runs/process-log.js';
+import { appendJobOutput, ProcessLog, processingHeader } from '../../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../../runs/run-report.js';
 import { CliError } from '../errors.js';
 import { ProgressReporter } from '../progress.js';
@@ -164,7 +164,7 @@ export function register(program: Command): void {
         let tally: Tally;
         if (opts.cluster) {
           const failed = await reprocessOnCluster(available.map(request), {
-            db, env, progress, debug,
+            db, env, progress, debug, updates,
             maxConcurrent: Math.max(1, numberSetting(db.metameta, 'concurrent_jobs')),
             describeResults: (outcome) => summariseVariables(outcome.variables),
           });
@@ -172,7 +172,8 @@ export function register(program: Command): void {
         } else if (opts.watch) {
           const { reprocessWatched } = await import('../reprocess-watch.js');
           const watched = await reprocessWatched(available.map(request), {
-            db, env, debug, patience,
+            db, env, debug, patience, updates,
+            onProblem: (message) => process.stderr.write(`warning: ${message}\n`),
             describeResults: (outcome) => summariseVariables(outcome.variables) + clusterNote(outcome),
           });
           tally = { ...watched, notRecorded: [], damaged: null };
@@ -295,6 +296,8 @@ async function reprocessHere(
           },
           onRecorded: (results) => updates.valuesRecorded(req.proposal, req.run, results),
         });
+        const part = outcome.cluster;
+        if (processLog && part?.jobId && part.logPath) appendJobOutput(processLog, part.jobId, part.logPath);
         ended(outcome);
         if (outcome.ok) {
           ok += 1;

@@ -13,6 +13,7 @@ import { CliError } from './errors.js';
 import type { ProgressReporter } from './progress.js';
 import { plural } from '../text.js';
 import type { SlurmRunResult } from '../executors/slurm-run.js';
+import { noteOutcome } from '../runs/failure-record.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
 import type { GuiUpdates } from '../updates/gui-updates.js';
@@ -100,6 +101,7 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
         const label = describeRun({ proposal, run });
         const seconds = (performance.now() - (startedAt.get(run) ?? submittedAt)) / 1000;
         writeProcessLog(run, task, seconds);
+        noteOutcome(opts.db.connection, proposal, run, 'all', outcome);
         if (outcome.ok) opts.updates?.valuesRecorded(proposal, run, outcome);
         const processingId = processingIds.get(run);
         if (processingId !== undefined) opts.updates?.processingFinished(processingId);

@@ -11,6 +11,7 @@ import type { RunEnvironment } from '../executors/executor.js';
 import { PtyExecutor } from '../executors/pty.js';
 import { processRun, type ProcessedRun } from '../runs/process-run.js';
 import { describeRun, type RunRequest } from '../runs/run-request.js';
+import { noteOutcome } from '../runs/failure-record.js';
 import { ProcessLog, processingHeader } from '../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
 import type { GuiUpdates } from '../updates/gui-updates.js';
@@ -92,6 +93,7 @@ export async function reprocessWatched(
       processLog?.write(processingEnding(outcome, (performance.now() - started) / 1000));
       processLog?.close();
       processLog = null;
+      noteOutcome(opts.db.connection, req.proposal, req.run, req.runData, outcome);
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
       if (outcome.ok) {
         ok += 1;

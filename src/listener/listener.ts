@@ -34,6 +34,7 @@ import { describeEvent, type EventSource, type RunEvent, type SourceNotice } fro
 import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
 import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
+import { noteOutcome } from '../runs/failure-record.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
 
@@ -215,6 +216,7 @@ export class Listener {
       if (processLog && part?.jobId && part.logPath) appendJobOutput(processLog, part.jobId, part.logPath);
       processLog?.write(processingEnding(outcome, (performance.now() - began) / 1000));
       processLog?.close();
+      noteOutcome(this.opts.db.connection, job.proposal, job.run, job.kind, outcome);
       if (outcome.ok) {
         for (const failure of variableFailures(outcome.variables)) runLog.warn(describeFailure(failure));
         return { ok: true, summary: summariseVariables(outcome.variables) };

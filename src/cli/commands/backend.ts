@@ -1,6 +1,9 @@
 import { constants, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
+import type { DamnitDb } from '../../db/database.js';
+import { FailureRecord } from '../../runs/failure-record.js';
+import { excerpt, plural } from '../../text.js';
 import { mayAccess } from '../../sharing.js';
 import { CliError } from '../errors.js';
 import { addListenerOptions, formatStatus, startDaemon, type ListenOptions } from './listen.js';
@@ -9,6 +12,18 @@ import { programName } from '../../program-name.js';
 /** supervisorctl's exit code for a program that is not running. */
 const NOT_RUNNING_EXIT = 3;
 
+/** Failed runs shown by `backend status`; the rest are counted. */
+const FAILURES_SHOWN = 20;
+
+/** The runs whose last processing failed (by reprocess or the backend), with why; '' when none. */
+function failureSummary(db: DamnitDb): string {
+  const failures = new FailureRecord(db.connection).list();
+  if (failures.length === 0) return '';
+  const lines = failures.slice(0, FAILURES_SHOWN).map((f) => `  r${f.run} ${f.data}: ${excerpt(f.reason)}`);
+  if (failures.length > FAILURES_SHOWN) lines.push(`  and ${failures.length - FAILURES_SHOWN} more`);
+  return `\nlast processing failed: ${plural(failures.length, 'run')} (cleared when reprocessed successfully)\n${lines.join('\n')}`;
+}
+
 /** What the backend has on its plate, from its tables in runs.sqlite (read only), and who holds the listener lock. */
 async function queueSummary(dir: DatabaseDir): Promise<string> {
   const { openDatabase } = await import('../../db/database.js');
@@ -16,14 +31,14 @@ async function queueSummary(dir: DatabaseDir): Promise<string> {
   const { describeClaim, ListenerLock, recordedClaim } = await import('../../scheduler/listener-claim.js');
   const db = openDatabase(dir, { readonly: true });
   try {
-    if (!JobStore.existsIn(db.connection)) return 'runs: none taken by a backend yet';
+    if (!JobStore.existsIn(db.connection)) return `runs: none taken by a backend yet${failureSummary(db)}`;
     const store = new JobStore(db.connection);
     const c = store.counts();
     const claim = recordedClaim(store);
     const who = ListenerLock.isHeld(dir)
       ? `; listener ${claim ? describeClaim(claim) : 'unknown'}`
       : '; no backend holds the listener lock';
-    return `runs: ${c.running} running, ${c.pending} waiting, ${c.done} done, ${c.failed} failed${who}`;
+    return `runs: ${c.running} running, ${c.pending} waiting, ${c.done} done, ${c.failed} failed${who}${failureSummary(db)}`;
   } finally {
     db.close();
   }

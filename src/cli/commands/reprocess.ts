@@ -18,6 +18,7 @@ import { describeRun, summariseVariables, type RunRequest } from '../../runs/run
 import type { RunEnvironment } from '../../executors/executor.js';
 import { plural } from '../../text.js';
 import type { GuiUpdates } from '../../updates/gui-updates.js';
+import { noteOutcome } from '../../runs/failure-record.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../../runs/run-report.js';
 import { CliError } from '../errors.js';
@@ -278,6 +279,7 @@ async function reprocessHere(
       const ended = (outcome: Parameters<typeof processingEnding>[0]): void => {
         processLog?.write(processingEnding(outcome, (performance.now() - started) / 1000));
         processLog?.close();
+        noteOutcome(db.connection, req.proposal, req.run, req.runData, outcome);
       };
       try {
         const outcome = await processRun(req, {

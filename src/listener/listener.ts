@@ -34,6 +34,7 @@ import { describeEvent, type EventSource, type RunEvent, type SourceNotice } fro
 import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
 import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
+import { READY_FACT } from '../supervisor/health.js';
 import { noteOutcome } from '../runs/failure-record.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../runs/run-report.js';
@@ -140,6 +141,8 @@ export class Listener {
         await listener.stop();
         throw err;
       }
+      // For `backend start` and `backend status`: this backend got as far as its sources.
+      store.setFact(READY_FACT, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
       const pending = scheduler.schedulePending();
       if (pending > 0) logger.info(`${plural(pending, 'run')} with work pending`);
       return listener;

@@ -79,12 +79,23 @@ export async function startDaemon(dir: DatabaseDir, opts: ListenOptions, debug: 
   // supervisord and the backend it starts write here, with this directory's modes.
   prepareToWrite(dir);
   const { ensureBackendRunning } = await import('../../supervisor/control.js');
+  const { describeCrashLoop, waitUntilReady } = await import('../../supervisor/health.js');
+  const startedAt = Date.now();
   const status = await ensureBackendRunning(dir, { command: listenerCommandLine(opts, debug) });
-  console.log(formatStatus(status));
   if (status.supervisord !== 'running' || status.state !== 'RUNNING') {
+    console.log(formatStatus(status));
     process.stderr.write(`The backend is not running: see the end of ${dir.logFile}\n`);
     process.exitCode = 1;
+    return status;
   }
+  // RUNNING is what Supervisor says of any process it started; wait for the backend's own word.
+  const readiness = await waitUntilReady(dir, status.pid, startedAt);
+  if (readiness.state === 'crash-looping') {
+    console.log(describeCrashLoop(readiness, 'since it was started'));
+    process.exitCode = 1;
+    return status;
+  }
+  console.log(formatStatus(status) + (readiness.state === 'starting' ? ' (still starting: see backend status)' : ''));
   return status;
 }
 

@@ -6,8 +6,8 @@
  * context.py is read afresh by every run, so an edit applies to the next run without a
  * restart; when the file has changed, the variable catalogue (titles, descriptions, tags) is
  * updated from it once before that run. A file that cannot load fails its runs, with the load
- * error in the log, until it is fixed. Settings (context_python, run_timeout, concurrent_jobs)
- * are read at start: restart the backend to change them.
+ * error in the log, until it is fixed. Settings are read again for every run as well
+ * (live-settings.ts): a `db-config` change applies to the next run.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -34,6 +34,7 @@ import { describeEvent, type EventSource, type RunEvent, type SourceNotice } fro
 import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
 import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
+import { LiveRunSettings } from './live-settings.js';
 import { READY_FACT } from '../supervisor/health.js';
 import { noteOutcome } from '../runs/failure-record.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../runs/process-log.js';
@@ -71,8 +72,7 @@ export class Listener {
   private constructor(
     private readonly opts: ListenerOptions,
     private readonly proposal: number,
-    private readonly env: RunEnvironment,
-    private readonly executor: RunExecutor,
+    private readonly settings: LiveRunSettings,
     private readonly lock: ListenerLock,
     private readonly scheduler: Scheduler,
     private readonly sources: EventSource[],
@@ -99,10 +99,12 @@ export class Listener {
     }
     try {
       const env = await loadRunEnvironment(dir, db);
-      const executor = (
-        opts.createExecutor ??
-        ((e) => new WarmWorkerExecutor(e, { onWorkerOutput: (_stream, line) => logger.info(`worker> ${line}`) }))
-      )(env);
+      const settings = new LiveRunSettings(
+        db,
+        env,
+        opts.createExecutor ?? ((e) => new WarmWorkerExecutor(e, { onWorkerOutput: (_stream, line) => logger.info(`worker> ${line}`) })),
+        (message) => logger.info(message),
+      );
       const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
       let listener: Listener | undefined;
       const scheduler = new Scheduler({
@@ -121,7 +123,7 @@ export class Listener {
         },
       });
       const sources = opts.sources({ proposal, proposalRoot: env.proposalPath, store, dbId: String(db.metameta.get('db_id') ?? '') });
-      listener = new Listener(opts, proposal, env, executor, lock, scheduler, sources);
+      listener = new Listener(opts, proposal, settings, lock, scheduler, sources);
       logger.info(
         `backend started for proposal ${proposal} in ${dir.root} (pid ${process.pid} on ${os.hostname()}, ` +
           `events from ${sources.map((s) => s.name).join(', ')}, ${plural(concurrency, 'run')} at once, python ${env.python})`,
@@ -183,6 +185,33 @@ export class Listener {
    * job for the run's cluster variables is waited for outside the concurrency limit (`remaining`).
    */
   private async process(job: Job): Promise<JobResult> {
+    const concurrency = this.settings.concurrency();
+    if (concurrency instanceof Error) this.warnOnce(`${concurrency.message}; keeping ${this.scheduler.concurrency} runs at once`);
+    else if (concurrency !== this.scheduler.concurrency) {
+      this.opts.logger.info(`settings changed (concurrent_jobs: ${plural(concurrency, 'run')} at once): from the next run on`);
+      this.scheduler.setConcurrency(concurrency);
+    }
+    let run: Awaited<ReturnType<LiveRunSettings['forNextRun']>>;
+    try {
+      run = await this.settings.forNextRun();
+    } catch (err) {
+      // The run cannot start as the settings are; the backend goes on, and the next run reads them again.
+      const key = `${job.run}/${job.kind}`;
+      const queued = this.processingIds.get(key);
+      this.processingIds.delete(key);
+      if (queued !== undefined) this.opts.updates?.processingFinished(queued);
+      return { ok: false, reason: `not started: ${(err as Error).message}` };
+    }
+    try {
+      return await this.processWith(job, run.env, run.executor, run.release);
+    } catch (err) {
+      run.release();
+      throw err;
+    }
+  }
+
+  /** A job with the settings read for it; `release` once it is over, cluster part included. */
+  private async processWith(job: Job, env: RunEnvironment, executor: RunExecutor, release: () => void): Promise<JobResult> {
     await this.refreshContext();
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
@@ -194,8 +223,8 @@ export class Listener {
     try {
       started = await startRun(req, {
         db: this.opts.db,
-        executor: this.executor,
-        env: this.env,
+        executor,
+        env,
         onOutput: (stream, line) => {
           runLog.info({ stream }, line);
           processLog?.line(line);
@@ -227,9 +256,15 @@ export class Listener {
       if (outcome.detail) runLog.debug(outcome.detail);
       return { ok: false, reason: outcome.reason };
     };
-    if (started.rest === undefined) return result(started.local);
+    if (started.rest === undefined) {
+      release();
+      return result(started.local);
+    }
     runLog.info(`local part recorded: ${summariseVariables(started.local.variables)}; waiting for the Slurm job of its cluster variables`);
-    return { ok: true, summary: '', remaining: started.rest.then(result).finally(() => gui?.clusterDone()) };
+    return { ok: true, summary: '', remaining: started.rest.then(result).finally(() => {
+        release();
+        gui?.clusterDone();
+      }) };
   }
 
   /** A problem said once per backend (a process log directory that cannot be written, say). */
@@ -269,10 +304,11 @@ export class Listener {
     this.contextCheck = this.contextCheck.then(async () => {
       const { dir, db, logger } = this.opts;
       const text = await readFile(dir.contextFile).catch(() => null);
-      const hash = text === null ? 'missing' : createHash('sha256').update(text).digest('hex');
+      // Another context_python may load the same file differently.
+      const hash = `${text === null ? 'missing' : createHash('sha256').update(text).digest('hex')} ${this.settings.env.python}`;
       if (hash === this.contextHash) return;
       this.contextHash = hash;
-      const result = await describeContext(dir, this.env.python, {
+      const result = await describeContext(dir, this.settings.env.python, {
         timeoutMs: numberSetting(db.metameta, 'context_load_timeout') * 1000,
         onOutput: (_stream, line) => logger.info(`context.py> ${line}`),
       }).catch((err: Error) => ({ ok: false as const, problems: [], traceback: null, error: err.message }));
@@ -305,7 +341,7 @@ export class Listener {
     this.stopping = true;
     this.scheduler.stop();
     await Promise.all(this.sources.map((s) => s.close().catch(() => undefined)));
-    await this.executor.close();
+    await this.settings.close();
     this.lock.release();
   }
 }

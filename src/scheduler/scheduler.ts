@@ -66,6 +66,16 @@ export class Scheduler {
     this.queue = new PQueue({ concurrency: Math.max(1, opts.concurrency) });
   }
 
+  /** Jobs at once. */
+  get concurrency(): number {
+    return this.queue.concurrency;
+  }
+
+  /** Changes how many jobs run at once, from the next job that starts. */
+  setConcurrency(n: number): void {
+    if (n !== this.queue.concurrency) this.queue.concurrency = Math.max(1, n);
+  }
+
   get store(): JobStore {
     return this.opts.store;
   }

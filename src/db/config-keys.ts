@@ -33,6 +33,12 @@ export const CONFIG_KEYS = [
 
 export type ConfigKeyName = (typeof CONFIG_KEYS)[number]['name'];
 
+/** Keys a running backend reads again for every run (listener/live-settings.ts and where runs read them). */
+export const LIVE_KEYS: readonly ConfigKeyName[] = [
+  'context_python', 'run_timeout', 'concurrent_jobs', 'slurm_partition', 'slurm_reservation', 'slurm_time',
+  'update_broker', 'mymdc_source', 'cluster_fallback_local', 'context_load_timeout',
+];
+
 type DefaultOf<K extends ConfigKeyName> = Extract<(typeof CONFIG_KEYS)[number], { name: K }>['default'];
 
 export const CONFIG_DEFAULTS = Object.fromEntries(CONFIG_KEYS.map((k) => [k.name, k.default])) as {

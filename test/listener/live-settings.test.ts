@@ -38,9 +38,10 @@ describe('settings read live by the backend', () => {
     const other = path.join(tmp.dir, 'python-link');
     const input = new PassThrough();
     const listener = await Listener.start({ dir, db, logger, sources: () => [new StdinSource(input)] });
-    const config = async (...args: string[]): Promise<void> => {
+    const config = async (...args: string[]): Promise<string> => {
       const res = await runCli(['db-config', ...args], { cwd: dbPath });
       assert.equal(res.code, 0, res.stderr);
+      return res.stderr;
     };
     const job = (run: number) => jobRows(dbPath).find((j) => j.run === run && j.kind === 'raw');
     const settled = (run: number) => eventually(`r${run} settled`, () => {
@@ -53,7 +54,9 @@ describe('settings read live by the backend', () => {
       assert.equal(values(dbPath).get('r1.python'), TEST_PYTHON);
 
       // A shorter time limit: run 2 (5 s) is stopped by it.
-      await config('--num', 'run_timeout', '1');
+      assert.equal(await config('--num', 'run_timeout', '1'), 'The running backend uses the new run_timeout from its next run.\n');
+      assert.match(await config('proposal_path', dbPath), /^The running backend reads proposal_path when it starts: 'amore-proto backend restart' to apply it\.$/m);
+      await config('-d', 'proposal_path');
       input.write(`${PROPOSAL} 2 raw\n`);
       const two = await settled(2);
       assert.equal(two.state, 'failed');

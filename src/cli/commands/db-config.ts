@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { CliError } from '../errors.js';
-import { requireDatabaseDir } from '../../database-dir.js';
-import { closestConfigKey, CONFIG_KEYS, findConfigKey } from '../../db/config-keys.js';
+import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
+import { closestConfigKey, CONFIG_KEYS, findConfigKey, LIVE_KEYS } from '../../db/config-keys.js';
+import { programName } from '../../program-name.js';
 import { pythonRepr } from '../../db/python-format.js';
 
 const INT64_MIN = -(2n ** 63n);
@@ -67,6 +68,18 @@ const KNOWN_KEYS_HELP = [
   }),
 ].join('\n');
 
+/** With a backend running: whether it uses the change from its next run or after a restart. */
+async function sayWhenTheBackendUsesIt(dir: DatabaseDir, key: string): Promise<void> {
+  const { ListenerLock } = await import('../../scheduler/listener-claim.js');
+  const known = findConfigKey(key);
+  if (!known || !ListenerLock.isHeld(dir)) return;
+  if ((LIVE_KEYS as readonly string[]).includes(key)) {
+    process.stderr.write(`The running backend uses the new ${key} from its next run.\n`);
+  } else if (!['db_id', 'data_format_version', 'damnit_python'].includes(key)) {
+    process.stderr.write(`The running backend reads ${key} when it starts: '${programName()} backend restart' to apply it.\n`);
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('db-config')
@@ -89,10 +102,12 @@ export function register(program: Command): void {
       try {
         if (opts.delete && key) {
           if (!db.metameta.delete(key)) throw new CliError(`key ${key} not found`);
+          await sayWhenTheBackendUsesIt(db.dir, key);
         } else if (key !== undefined && newValue !== undefined) {
           warnIfUnknown(key);
           db.metameta.set(key, newValue);
           if (key === 'context_python') await warnAboutContextPython(String(newValue).trim());
+          await sayWhenTheBackendUsesIt(db.dir, key);
         } else if (key !== undefined) {
           const current = db.metameta.getTyped(key);
           if (current === undefined) throw new CliError(`key ${key} not found`);

@@ -21,7 +21,11 @@ export type OutputSink = (stream: OutputStream, line: string) => void;
  * a fresh interpreter per run (local.ts) and warm workers.
  */
 export interface RunExecutor {
-  execute(req: RunRequest, onOutput?: OutputSink): Promise<RunOutcome>;
+  /**
+   * `signal` cancels the run: its child is stopped as the run time limit stops it, and the
+   * outcome is a failure whose reason is the signal's reason (a string).
+   */
+  execute(req: RunRequest, onOutput?: OutputSink, signal?: AbortSignal): Promise<RunOutcome>;
   /** Stops whatever the executor keeps running between runs. */
   close(): Promise<void>;
 }

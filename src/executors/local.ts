@@ -32,7 +32,8 @@ export function timeLimitReason(timeoutMs: number): string {
 export class FreshProcessExecutor implements RunExecutor {
   constructor(private readonly env: RunEnvironment) {}
 
-  async execute(req: RunRequest, onOutput?: OutputSink): Promise<RunOutcome> {
+  async execute(req: RunRequest, onOutput?: OutputSink, signal?: AbortSignal): Promise<RunOutcome> {
+    if (signal?.aborted) return { ok: false, reason: String(signal.reason) };
     const shim = startShim({
       python: this.env.python,
       command: 'run',
@@ -43,6 +44,8 @@ export class FreshProcessExecutor implements RunExecutor {
       finalKinds: ['run_finished', 'fatal'],
     });
     const variables: VariableResultMessage[] = [];
+    const cancel = (): void => shim.kill();
+    signal?.addEventListener('abort', cancel, { once: true });
     try {
       for await (const message of shim.messages) {
         if (message.kind === 'variable_result') {
@@ -52,13 +55,16 @@ export class FreshProcessExecutor implements RunExecutor {
           return outcomeOf(message, variables);
         }
       }
-      return { ok: false, reason: 'the Python shim ended without a result' };
+      return { ok: false, reason: signal?.aborted ? String(signal.reason) : 'the Python shim ended without a result' };
     } catch (err) {
       shim.kill();
       await shim.exited;
+      if (signal?.aborted) return { ok: false, reason: String(signal.reason) };
       if (!(err instanceof ShimError)) throw err;
       const reason = err.reason === 'timeout' ? timeLimitReason(this.env.timeoutMs) : err.message;
       return { ok: false, reason, detail: err.stderrTail || undefined };
+    } finally {
+      signal?.removeEventListener('abort', cancel);
     }
   }
 

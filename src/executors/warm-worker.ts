@@ -65,6 +65,7 @@ class Flight {
   private final: Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }> | undefined;
   private failure: string | undefined;
   private timedOut = false;
+  private cancelled: string | undefined;
   private stopping = false;
   private readonly stderrTail: string[] = [];
   private readonly attached = new Set<ChildAttach['stream']>();
@@ -150,6 +151,12 @@ class Flight {
     this.finish();
   }
 
+  /** Stops the run as the time limit does, because someone cancelled it (`reason` says who). */
+  cancel(reason: string): void {
+    this.cancelled ??= reason;
+    this.stop();
+  }
+
   /** Stops the run for a reason of our own (a protocol error, a refused request). */
   fail(reason: string): void {
     this.failure ??= reason;
@@ -198,6 +205,7 @@ class Flight {
     if (this.failure !== undefined) return { ok: false, reason: this.failure, detail };
     if (this.final) return outcomeOf(this.final, this.variables);
     if (this.timedOut) return { ok: false, reason: timeLimitReason(this.timeoutMs), detail };
+    if (this.cancelled !== undefined) return { ok: false, reason: this.cancelled, detail };
     const exit = { code: this.exit?.code ?? null, signal: this.exit?.signal ?? null, timedOut: false };
     return {
       ok: false,
@@ -245,8 +253,9 @@ export class WarmWorkerExecutor implements RunExecutor {
     return this.worker?.shim.pid;
   }
 
-  async execute(req: RunRequest, onOutput?: OutputSink): Promise<RunOutcome> {
+  async execute(req: RunRequest, onOutput?: OutputSink, signal?: AbortSignal): Promise<RunOutcome> {
     if (this.closed) throw new Error('WarmWorkerExecutor.execute after close()');
+    if (signal?.aborted) return { ok: false, reason: String(signal.reason) };
     const { socketPath } = await this.listen();
     const worker = this.ensureWorker(socketPath);
     const id = this.nextId++;
@@ -263,9 +272,12 @@ export class WarmWorkerExecutor implements RunExecutor {
       argv: runnerArgs(req, this.env),
     });
     worker.shim.stdin?.write(`${JSON.stringify(request)}\n`);
+    const cancel = (): void => flight.cancel(String(signal?.reason));
+    signal?.addEventListener('abort', cancel, { once: true });
     try {
       return await flight.outcome;
     } finally {
+      signal?.removeEventListener('abort', cancel);
       this.byToken.delete(token);
     }
   }

@@ -35,6 +35,7 @@ import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
 import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
 import { LiveRunSettings } from './live-settings.js';
+import { CancelWatcher, type CancelRequest } from '../scheduler/cancel-requests.js';
 import { READY_FACT } from '../supervisor/health.js';
 import { noteOutcome } from '../runs/failure-record.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../runs/process-log.js';
@@ -66,6 +67,9 @@ export class Listener {
   /** Processing ids of queued or running jobs (`<run>/<kind>`), as the GUI knows them. */
   private readonly processingIds = new Map<string, string>();
   private readonly warned = new Set<string>();
+  /** Jobs running now (`<run>/<kind>`), to cancel them. */
+  private readonly running = new Map<string, AbortController>();
+  private cancelWatcher: CancelWatcher | null = null;
   private contextCheck: Promise<void> = Promise.resolve();
   private stopping = false;
 
@@ -143,6 +147,9 @@ export class Listener {
         await listener.stop();
         throw err;
       }
+      listener.cancelWatcher = new CancelWatcher(db.connection, (request) => (listener as Listener).cancel(request), (err) =>
+        logger.warn(`cancel requests: ${err.message}`),
+      );
       // For `backend start` and `backend status`: this backend got as far as its sources.
       store.setFact(READY_FACT, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }));
       const pending = scheduler.schedulePending();
@@ -210,8 +217,48 @@ export class Listener {
     }
   }
 
+  /** `cancel`: the request's runs taken off the queue, or stopped while they run; says what it did. */
+  private cancel(request: CancelRequest): { run: number; what: string }[] {
+    if (request.proposal !== this.proposal) return [];
+    const reason = `cancelled by ${request.requestedBy}`;
+    const store = this.scheduler.store;
+    const running = [...this.running.keys()].map((key) => Number(key.split('/')[0]));
+    const runs = request.run === null ? [...new Set([...store.pendingRunNumbers(this.proposal), ...running])] : [request.run];
+    const answers: { run: number; what: string }[] = [];
+    for (const run of runs) {
+      const runLog = this.opts.logger.child({ run });
+      for (const kind of store.cancelPending(this.proposal, run, reason)) {
+        const key = `${run}/${kind}`;
+        const queued = this.processingIds.get(key);
+        this.processingIds.delete(key);
+        if (queued !== undefined) this.opts.updates?.processingFinished(queued);
+        const log = ProcessLog.open(this.opts.dir, run, this.proposal, (m) => this.warnOnce(m));
+        log?.line(`\n----- Cancelled the queued ${kind} processing of r${run} (p${this.proposal}): ${reason}`);
+        log?.close();
+        runLog.info(`${kind} processing taken off the queue: ${reason}`);
+        answers.push({ run, what: `the backend's queued ${kind} processing taken off its queue` });
+      }
+      for (const kind of ['raw', 'proc'] as const) {
+        const controller = this.running.get(`${run}/${kind}`);
+        if (!controller || controller.signal.aborted) continue;
+        runLog.info(`${kind} processing being stopped: ${reason}`);
+        controller.abort(reason);
+        answers.push({ run, what: `the backend's running ${kind} processing stopped` });
+      }
+    }
+    return answers;
+  }
+
   /** A job with the settings read for it; `release` once it is over, cluster part included. */
   private async processWith(job: Job, env: RunEnvironment, executor: RunExecutor, release: () => void): Promise<JobResult> {
+    const key = `${job.run}/${job.kind}`;
+    const controller = new AbortController();
+    this.running.set(key, controller);
+    const done = release;
+    release = () => {
+      if (this.running.get(key) === controller) this.running.delete(key);
+      done();
+    };
     await this.refreshContext();
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
@@ -235,10 +282,12 @@ export class Listener {
           gui?.clusterJob(jobId);
         },
         onRecorded: (results) => this.opts.updates?.valuesRecorded(job.proposal, job.run, results),
+        signal: controller.signal,
       });
     } catch (err) {
       processLog?.write(processingEnding({ ok: false, reason: `internal error: ${(err as Error).message}` }, (performance.now() - began) / 1000));
       processLog?.close();
+      release();
       throw err;
     } finally {
       gui?.localDone();
@@ -340,6 +389,7 @@ export class Listener {
     if (this.stopping) return;
     this.stopping = true;
     this.scheduler.stop();
+    this.cancelWatcher?.close();
     await Promise.all(this.sources.map((s) => s.close().catch(() => undefined)));
     await this.settings.close();
     this.lock.release();

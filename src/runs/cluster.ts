@@ -59,6 +59,8 @@ export interface ClusterDeps {
   onOutput?: OutputSink;
   /** Told when a job has been submitted, e.g. to log it. */
   onClusterJob?: (jobId: string, logPath: string) => void;
+  /** Cancels the part: its Slurm job is cancelled, or its local run stopped. */
+  signal?: AbortSignal;
   /** Told once the cluster part's results are recorded. */
   onRecorded?: (results: { variables: VariableResultMessage[]; startTime: number | null }) => void;
 }
@@ -99,10 +101,12 @@ export async function runClusterPart(req: RunRequest, deps: ClusterDeps): Promis
     job = await runClusterJob(only, env, {
       settings: slurmSettings(deps.db.metameta),
       onSubmitted: deps.onClusterJob,
+      signal: deps.signal,
     });
   } catch (err) {
+    if (deps.signal?.aborted) return { ok: false, reason: String(deps.signal.reason), jobId: null, state: 'CANCELLED', logPath: null };
     if (err instanceof SlurmUnavailableError && fallbackLocal(deps.db)) {
-      const outcome = await deps.executor.execute(only, deps.onOutput);
+      const outcome = await deps.executor.execute(only, deps.onOutput, deps.signal);
       if (!outcome.ok) return { ...outcome, jobId: null, state: null, logPath: null };
       record(outcome);
       return okPart(outcome, 'local');

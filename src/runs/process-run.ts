@@ -21,6 +21,8 @@ export interface ProcessRunDeps {
    * HDF5 file written, and is kept for the command to retry at its end.
    */
   patience?: DatabasePatience;
+  /** Cancels the run (`cancel`): its child is stopped, a Slurm job for it cancelled; the reason is the signal's. */
+  signal?: AbortSignal;
   /** Told once results are recorded (for the GUI's run_values_updated). */
   onRecorded?: (results: RecordedResults) => void;
 }
@@ -59,7 +61,7 @@ export async function startRun(
   | { local: ProcessedRun; rest?: undefined }
 > {
   const splitCluster = req.cluster === 'include';
-  const outcome = await deps.executor.execute(splitCluster ? { ...req, cluster: 'exclude' } : req, deps.onOutput);
+  const outcome = await deps.executor.execute(splitCluster ? { ...req, cluster: 'exclude' } : req, deps.onOutput, deps.signal);
   if (!outcome.ok) return { local: outcome };
   const record = (): void =>
     deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });

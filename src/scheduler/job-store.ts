@@ -258,6 +258,31 @@ export class JobStore {
     this.s.finish.run('failed', now(), reason, job.proposal, job.run, job.kind);
   }
 
+  /**
+   * Takes the run's waiting jobs off the queue as failed, with `reason` (`cancel`): a restart
+   * does not bring them back. Returns their kinds.
+   */
+  cancelPending(proposal: number, run: number, reason: string): EventKind[] {
+    return this.transaction(() => {
+      const kinds = this.conn
+        .prepare<[number, number], { kind: EventKind }>("SELECT kind FROM damnit_ts_jobs WHERE proposal = ? AND run = ? AND state = 'pending'")
+        .all(proposal, run)
+        .map((r) => r.kind);
+      this.conn
+        .prepare("UPDATE damnit_ts_jobs SET state = 'failed', finished_at = ?, reason = ? WHERE proposal = ? AND run = ? AND state = 'pending'")
+        .run(now(), reason, proposal, run);
+      return kinds;
+    });
+  }
+
+  /** Runs with waiting jobs, for `cancel --all`. */
+  pendingRunNumbers(proposal: number): number[] {
+    return this.conn
+      .prepare<[number], { run: number }>("SELECT DISTINCT run FROM damnit_ts_jobs WHERE proposal = ? AND state = 'pending' ORDER BY run")
+      .all(proposal)
+      .map((r) => r.run);
+  }
+
   counts(): Record<JobState, number> {
     const counts = Object.fromEntries(JOB_STATES.map((s) => [s, 0])) as Record<JobState, number>;
     for (const { state, n } of this.s.counts.all()) counts[state] = n;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { register as backend } from './backend.js';
+import { register as cancel } from './cancel.js';
 import { register as check } from './check.js';
 import { register as context } from './context.js';
 import { register as dbConfig } from './db-config.js';
@@ -28,6 +29,7 @@ export const commands: RegisterCommand[] = [
   migrate,
   readContext,
   reprocess,
+  cancel,
   table,
   check,
   context,

@@ -50,6 +50,22 @@ describe('cancel', () => {
     assert.equal(nobody.stdout, 'r5: nothing queued or running to cancel (no backend or reprocess is running for this database)\n');
   });
 
+  test('reprocess: its running run stopped, its waiting run skipped', async () => {
+    const db = await makeDatabase(path.join(tmp.dir, 'reprocess'), CONTEXT);
+    assert.equal((await runCli(['db-config', '--num', 'concurrent_jobs', '1'], { cwd: db })).code, 0);
+    const reprocess = runCli(['reprocess', '1', '2', '--mock'], { cwd: db });
+    await eventually('run 1 running', () => processLog(db, 1).includes('waiting for go'));
+    const res = await runCli(['cancel', '1', '2'], { cwd: db });
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /^r1: stopped while running in reprocess \(pid \d+\)\nr2: skipped by reprocess \(pid \d+\), where it was waiting\n$/);
+    const done = await reprocess;
+    assert.equal(done.code, 1);
+    assert.match(done.stderr, /^r1 \(p1234\): FAILED in .*: cancelled by \S+ on \S+$/m);
+    assert.match(done.stderr, /^r2 \(p1234\): FAILED in .*: cancelled by /m);
+    assert.match(done.stdout, /Processed 2 runs: 0 ok, 2 failed/);
+    assert.equal(values(db).has('r1.slow'), false);
+  });
+
   test("the backend's running and queued runs: stopped, logged, announced; twice is nothing; a restart does not bring them back", async () => {
     const dbPath = await makeDatabase(path.join(tmp.dir, 'backend'), CONTEXT, { runs: 2 });
     assert.equal((await runCli(['db-config', '--num', 'concurrent_jobs', '1'], { cwd: dbPath })).code, 0);

@@ -19,6 +19,7 @@ import type { RunEnvironment } from '../../executors/executor.js';
 import { plural } from '../../text.js';
 import type { GuiUpdates } from '../../updates/gui-updates.js';
 import { noteOutcome } from '../../runs/failure-record.js';
+import { CancelWatcher } from '../../scheduler/cancel-requests.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../../runs/run-report.js';
 import { CliError } from '../errors.js';
@@ -265,10 +266,29 @@ async function reprocessHere(
   let ok = 0;
   let failed = 0;
   const runOf = new Map(requests.map((req) => [describeRun(req), req.run]));
+  // `cancel`: a run waiting here is skipped, one running is stopped as the time limit stops it.
+  const controllers = new Map(requests.map((req) => [req.run, { controller: new AbortController(), running: false }]));
+  const watcher = new CancelWatcher(db.connection, (request) => {
+    if (request.proposal !== requests[0]?.proposal) return [];
+    const answers: { run: number; what: string }[] = [];
+    for (const [run, entry] of controllers) {
+      if ((request.run !== null && request.run !== run) || entry.controller.signal.aborted) continue;
+      entry.controller.abort(`cancelled by ${request.requestedBy}`);
+      answers.push({ run, what: entry.running ? `stopped while running in reprocess (pid ${process.pid})` : `skipped by reprocess (pid ${process.pid}), where it was waiting` });
+    }
+    return answers;
+  });
   for (const req of requests) {
     void queue.add(async () => {
       const label = describeRun(req);
       const started = performance.now();
+      const cancel = controllers.get(req.run) as { controller: AbortController; running: boolean };
+      if (cancel.controller.signal.aborted) {
+        failed += 1;
+        progress.finished({ label, ok: false, detail: String(cancel.controller.signal.reason), seconds: 0 });
+        return;
+      }
+      cancel.running = true;
       progress.started(label);
       const finished = (ok: boolean, detail: string): void =>
         progress.finished({ label, ok, detail, seconds: (performance.now() - started) / 1000 });
@@ -297,7 +317,9 @@ async function reprocessHere(
             processingIds.push(updates.processingSubmitted(processing, { cluster: null, jobId }));
           },
           onRecorded: (results) => updates.valuesRecorded(req.proposal, req.run, results),
+          signal: cancel.controller.signal,
         });
+        cancel.running = false;
         const part = outcome.cluster;
         if (processLog && part?.jobId && part.logPath) appendJobOutput(processLog, part.jobId, part.logPath);
         ended(outcome);
@@ -336,6 +358,7 @@ async function reprocessHere(
     await queue.onIdle();
     await executor.close();
   } finally {
+    watcher.close();
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, stop);
   }
   if (damaged) return { ok, failed, notRecorded: [], interrupted, damaged };

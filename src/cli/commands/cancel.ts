@@ -1,13 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type Database from 'better-sqlite3';
 import type { Command } from 'commander';
 import { requireDatabaseDir } from '../../database-dir.js';
-import { openDatabase } from '../../db/database.js';
 import { programName } from '../../program-name.js';
-import { cancelAcks, liveWatchers, POLL_MS, requestCancel, requester, type CancelAck } from '../../scheduler/cancel-requests.js';
+import type { CancelAck } from '../../scheduler/cancel-requests.js';
 import { CliError, UsageError } from '../errors.js';
 
 /** How long `cancel` waits for the processes watching the database to answer (they look twice a second). */
-const ANSWER_WAIT_MS = 20 * POLL_MS;
+const ANSWER_WAIT_MS = 10_000;
+/** How often it looks for their answers. */
+const ANSWER_POLL_MS = 250;
 
 /**
  * `cancel RUN... | --all`: asks every backend and reprocess of this database to stop the runs'
@@ -25,6 +27,8 @@ export function register(program: Command): void {
       const bad = runArgs.find((a) => !/^\d+$/.test(a));
       if (bad !== undefined) throw new UsageError(`Run numbers must be integers (got '${bad}')`);
       const dir = requireDatabaseDir();
+      const { openDatabase } = await import('../../db/database.js');
+      const { liveWatchers, requestCancel, requester } = await import('../../scheduler/cancel-requests.js');
       const db = openDatabase(dir);
       try {
         const proposal = Number(db.metameta.get('proposal') ?? Number.NaN);
@@ -51,12 +55,13 @@ export function register(program: Command): void {
 }
 
 /** Waits until every live watcher has answered every request (or ANSWER_WAIT_MS has passed). */
-async function answers(conn: Parameters<typeof cancelAcks>[0], ids: number[], watchers: string[]): Promise<CancelAck[]> {
+async function answers(conn: Database.Database, ids: number[], watchers: string[]): Promise<CancelAck[]> {
+  const { cancelAcks } = await import('../../scheduler/cancel-requests.js');
   const deadline = Date.now() + ANSWER_WAIT_MS;
   for (;;) {
     const acks = cancelAcks(conn, ids);
     const complete = ids.every((id) => watchers.every((w) => acks.some((a) => a.requestId === id && a.watcher === w)));
     if (complete || Date.now() > deadline) return acks;
-    await sleep(POLL_MS / 2);
+    await sleep(ANSWER_POLL_MS);
   }
 }

@@ -11,7 +11,7 @@ after(() => tmp.cleanup());
 const links = cliLinks(tmp.dir);
 
 const NOTE = "Warning: 'amore-proto' has been renamed to 'damnit'. Please update your scripts.\n";
-const CHOICES = "'init', 'proposal', 'db-config', 'new-id', 'migrate', 'read-context', 'reprocess', 'table', 'check', 'context', 'listen', 'backend'";
+const CHOICES = "'init', 'proposal', 'db-config', 'new-id', 'migrate', 'read-context', 'reprocess', 'cancel', 'table', 'check', 'context', 'listen', 'backend'";
 
 describe('argparse behaviour', () => {
   it('help says usage: and exits 0', async () => {

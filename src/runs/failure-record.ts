@@ -6,6 +6,7 @@
  * (an `all` processing answers for raw and proc alike).
  */
 import type Database from 'better-sqlite3';
+import { withoutWaiting } from '../db/no-wait.js';
 import type { VariableResultMessage } from '../context/protocol.js';
 import type { RunData } from './run-request.js';
 import { describeFailure, variableFailures } from './run-report.js';
@@ -80,12 +81,12 @@ export class FailureRecord {
 }
 
 /**
- * Notes an outcome without ever failing the processing it describes: a database that cannot
- * take the note (locked, read-only) costs the status line, not the run.
+ * Notes an outcome without ever failing or holding up the processing it describes: a database
+ * that cannot take the note at once (locked, read-only) costs the status line, not the run.
  */
 export function noteOutcome(conn: Database.Database, proposal: number, run: number, data: RunData, outcome: Outcome): void {
   try {
-    new FailureRecord(conn).note(proposal, run, data, outcome);
+    withoutWaiting(conn, () => new FailureRecord(conn).note(proposal, run, data, outcome));
   } catch {
     // See above: the status is a convenience.
   }

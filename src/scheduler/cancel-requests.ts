@@ -10,6 +10,7 @@
  */
 import os from 'node:os';
 import type Database from 'better-sqlite3';
+import { withoutWaiting } from '../db/no-wait.js';
 import { processAlive } from '../processes.js';
 
 const SCHEMA = `
@@ -97,46 +98,63 @@ export function liveWatchers(conn: Database.Database): string[] {
  * runs (nothing when it had none of them); the answers are recorded for `cancel`.
  */
 export class CancelWatcher {
-  private lastId: number;
+  /** The last request seen; null until the watcher could register (the database was free). */
+  private lastId: number | null = null;
   private readonly timer: NodeJS.Timeout;
+  private failures = 0;
 
   constructor(
     private readonly conn: Database.Database,
     private readonly handle: (request: CancelRequest) => { run: number; what: string }[],
     private readonly onError: (err: Error) => void = () => undefined,
   ) {
-    ensureCancelTables(conn);
-    this.lastId = (conn.prepare('SELECT coalesce(max(id), 0) AS id FROM damnit_ts_cancels').get() as { id: number }).id;
-    conn.prepare('INSERT OR REPLACE INTO damnit_ts_cancel_watchers (pid, host, started_at) VALUES (?, ?, ?)').run(process.pid, os.hostname(), Date.now() / 1000);
+    this.poll();
     this.timer = setInterval(() => this.poll(), POLL_MS);
     this.timer.unref();
   }
 
-  /** Looks for new requests now. */
+  /** Registers (once), then looks for new requests; never waits for a database another process holds. */
   poll(): void {
     try {
-      const rows = this.conn
-        .prepare('SELECT id, proposal, run, requested_by AS requestedBy FROM damnit_ts_cancels WHERE id > ? ORDER BY id')
-        .all(this.lastId) as CancelRequest[];
-      for (const request of rows) {
-        this.lastId = request.id;
-        const answers = this.handle(request);
-        const ack = this.conn.prepare('INSERT INTO damnit_ts_cancel_acks (request_id, watcher, run, what) VALUES (?, ?, ?, ?)');
-        const me = watcherName(os.hostname(), process.pid);
-        // Always an answer, so that `cancel` knows this process had nothing of it without waiting.
-        if (answers.length === 0) ack.run(request.id, me, request.run, '');
-        for (const a of answers) ack.run(request.id, me, a.run, a.what);
-      }
+      withoutWaiting(this.conn, () => this.look());
+      this.failures = 0;
     } catch (err) {
       // A locked database: the next poll tries again (lastId only moves past handled requests).
-      this.onError(err as Error);
+      // Said once per spell of failures, not twice a second.
+      if (this.failures++ === 0) this.onError(err as Error);
+    }
+  }
+
+  private look(): void {
+    if (this.lastId === null) {
+      ensureCancelTables(this.conn);
+      const last = (this.conn.prepare('SELECT coalesce(max(id), 0) AS id FROM damnit_ts_cancels').get() as { id: number }).id;
+      this.conn
+        .prepare('INSERT OR REPLACE INTO damnit_ts_cancel_watchers (pid, host, started_at) VALUES (?, ?, ?)')
+        .run(process.pid, os.hostname(), Date.now() / 1000);
+      this.lastId = last;
+    }
+    const rows = this.conn
+      .prepare('SELECT id, proposal, run, requested_by AS requestedBy FROM damnit_ts_cancels WHERE id > ? ORDER BY id')
+      .all(this.lastId) as CancelRequest[];
+    const ack = this.conn.prepare('INSERT INTO damnit_ts_cancel_acks (request_id, watcher, run, what) VALUES (?, ?, ?, ?)');
+    const me = watcherName(os.hostname(), process.pid);
+    for (const request of rows) {
+      const answers = this.handle(request);
+      // Always an answer, so that `cancel` knows this process had nothing of it without waiting.
+      if (answers.length === 0) ack.run(request.id, me, request.run, '');
+      for (const a of answers) ack.run(request.id, me, a.run, a.what);
+      // Only now: a request whose handling failed on a busy database is handled again.
+      this.lastId = request.id;
     }
   }
 
   close(): void {
     clearInterval(this.timer);
     try {
-      this.conn.prepare('DELETE FROM damnit_ts_cancel_watchers WHERE pid = ? AND host = ?').run(process.pid, os.hostname());
+      withoutWaiting(this.conn, () =>
+        this.conn.prepare('DELETE FROM damnit_ts_cancel_watchers WHERE pid = ? AND host = ?').run(process.pid, os.hostname()),
+      );
     } catch {
       // Stale rows are recognised by their dead pid.
     }

@@ -110,7 +110,8 @@ export function register(program: Command): void {
         const { crashLoop, describeCrashLoop, readyPid } = await import('../../supervisor/health.js');
         // A backend that has said it is ready is not looping, whatever its predecessors did.
         const running = status.supervisord === 'running' && ['RUNNING', 'STARTING', 'BACKOFF'].includes(status.state);
-        const loop = running && readyPid(dir) !== status.pid ? crashLoop(dir) : null;
+        const ready = status.supervisord === 'running' && status.pid !== null && readyPid(dir) === status.pid;
+        const loop = running && !ready ? crashLoop(dir) : null;
         console.log(loop ? describeCrashLoop(loop, 'in the last 3 minutes') : formatStatus(status));
         if (loop || status.supervisord !== 'running' || status.state !== 'RUNNING') process.exitCode = NOT_RUNNING_EXIT;
       }

@@ -40,6 +40,11 @@ export class DatabaseDir {
     return path.join(this.root, 'slurm_logs');
   }
 
+  /** `process_logs/`: one log per run of its Slurm jobs (process_on slurm), as the reference backend keeps. */
+  get processLogsDir(): string {
+    return path.join(this.root, 'process_logs');
+  }
+
   get supervisordConfig(): string {
     return path.join(this.root, 'supervisord.conf');
   }

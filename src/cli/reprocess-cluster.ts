@@ -21,7 +21,7 @@ export function clusterNote(outcome: ProcessedRun): string {
 }
 
 /** The line shown when a run's cluster job has been submitted. */
-export function clusterJobNote(db: DamnitDb, req: RunRequest, jobId: string, logPath: string): string {
+export function clusterJobNote(db: DamnitDb, req: Pick<RunRequest, 'proposal' | 'run'>, jobId: string, logPath: string): string {
   return `${describeRun(req)}: cluster variables submitted as Slurm job ${jobId} (output in ${shownPath(db.dir, logPath)})`;
 }
 
@@ -29,6 +29,8 @@ export interface ArrayReprocessOptions {
   db: DamnitDb;
   env: RunEnvironment;
   maxConcurrent: number;
+  /** process_on slurm (see ArrayReprocessDeps.processOnSlurm); else `reprocess --cluster`. */
+  processOnSlurm: boolean;
   progress: ProgressReporter;
   debug: boolean;
   /** Summary of a successful run, e.g. `11 variables, 1 error`. */
@@ -54,7 +56,9 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
       db: opts.db,
       env: opts.env,
       maxConcurrent: opts.maxConcurrent,
+      processOnSlurm: opts.processOnSlurm,
       signal: interrupted.signal,
+      onClusterJob: (run, jobId, logPath) => opts.progress.note(clusterJobNote(opts.db, { proposal, run }, jobId, logPath)),
       onSubmitted: (jobId) => {
         arrayJobId = jobId;
         submittedAt = performance.now();
@@ -72,7 +76,7 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
         const seconds = (performance.now() - (startedAt.get(run) ?? submittedAt)) / 1000;
         if (outcome.ok) {
           const log = task.logPath ? `; output in ${shownPath(opts.db.dir, task.logPath)}` : '';
-          opts.progress.finished({ label, ok: true, detail: `${opts.describeResults(outcome)} (Slurm job ${task.jobId}${log})`, seconds });
+          opts.progress.finished({ label, ok: true, detail: `${opts.describeResults(outcome)} (Slurm job ${task.jobId}${log}${clusterNote(outcome)})`, seconds });
         } else {
           failed += 1;
           opts.progress.finished({ label, ok: false, detail: outcome.reason, seconds });

@@ -7,11 +7,14 @@
  * restart; when the file has changed, the variable catalogue (titles, descriptions, tags) is
  * updated from it once before that run. A file that cannot load fails its runs, with the load
  * error in the log, until it is fixed. Settings (context_python, run_timeout, concurrent_jobs)
- * are read at start: restart the backend to change them.
+ * are read at start: restart the backend to change them. `process_on` is read at each run: with
+ * `slurm`, the run is processed in a Slurm job (executors/slurm-job.ts), concurrent_jobs of them
+ * at once, waited for outside the scheduler's slots as a cluster job is.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import PQueue from 'p-queue';
 import { formatProblem, viewOverflowWarning } from '../cli/commands/read-context.js';
 import { CliError } from '../cli/errors.js';
 import { describeContext } from '../context/describe.js';
@@ -20,6 +23,9 @@ import { numberSetting } from '../db/config-keys.js';
 import type { DamnitDb } from '../db/database.js';
 import type { RunEnvironment, RunExecutor } from '../executors/executor.js';
 import { WarmWorkerExecutor } from '../executors/warm-worker.js';
+import { SlurmJobExecutor } from '../executors/slurm-job.js';
+import type { SlurmJobEvent } from '../executors/slurm-run.js';
+import { processPlace, SlurmSettingError, type ProcessPlace } from '../executors/slurm-settings.js';
 import type { BackendLogger } from '../log.js';
 import { startRun, type ProcessedRun } from '../runs/process-run.js';
 import { loadRunEnvironment } from '../runs/run-environment.js';
@@ -42,8 +48,10 @@ export interface ListenerOptions {
   logger: BackendLogger;
   /** Builds the sources once the proposal, where its data is, and the job store are known. */
   sources: (ctx: { proposal: number; proposalRoot: string; store: JobStore; dbId: string }) => EventSource[];
-  /** How runs are executed; warm workers (as reprocess) unless given. */
+  /** How runs are executed on this machine; warm workers (as reprocess) unless given. */
   createExecutor?: (env: RunEnvironment) => RunExecutor;
+  /** process_on slurm: each run's job when it is submitted, starts and ends (id, host, user). */
+  onSlurmJob?: (event: SlurmJobEvent) => void;
 }
 
 export class Listener {
@@ -52,6 +60,9 @@ export class Listener {
   private contextHash: string | null = null;
   private contextCheck: Promise<void> = Promise.resolve();
   private stopping = false;
+  /** process_on slurm: the runs whose jobs are submitted or waiting to be, concurrent_jobs at once. */
+  private readonly slurmQueue = new PQueue({ concurrency: 1 });
+  private slurmJobs: SlurmJobExecutor | undefined;
 
   private constructor(
     private readonly opts: ListenerOptions,
@@ -165,9 +176,34 @@ export class Listener {
     await this.refreshContext();
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
+    let place: ProcessPlace;
+    try {
+      place = processPlace(this.opts.db.metameta);
+    } catch (err) {
+      if (!(err instanceof SlurmSettingError)) throw err;
+      return { ok: false, reason: err.message };
+    }
+    if (place === 'slurm') {
+      // The job waits in Slurm's queue, not in a slot of this machine: concurrent_jobs (read now)
+      // bounds the jobs, whatever this machine's cores.
+      this.slurmQueue.concurrency = Math.max(1, numberSetting(this.opts.db.metameta, 'concurrent_jobs'));
+      const remaining = this.slurmQueue.add(() => this.processWith(this.slurmExecutor(), req, runLog));
+      return { ok: true, summary: '', remaining: remaining.then((r) => r.rest ?? r.local) };
+    }
+    const { local, rest } = await this.processWith(this.executor, req, runLog);
+    if (rest === undefined) return local;
+    return { ok: true, summary: '', remaining: rest };
+  }
+
+  /** A run through `executor`: its result, and the rest still to come when a cluster job follows. */
+  private async processWith(
+    executor: RunExecutor,
+    req: RunRequest,
+    runLog: BackendLogger,
+  ): Promise<{ local: JobResult; rest?: Promise<JobResult> }> {
     const { local, rest } = await startRun(req, {
       db: this.opts.db,
-      executor: this.executor,
+      executor,
       env: this.env,
       onOutput: (stream, line) => runLog.info({ stream }, line),
       onClusterJob: (jobId, logPath) => runLog.info(`cluster variables: Slurm job ${jobId} submitted, output in ${logPath}`),
@@ -177,9 +213,20 @@ export class Listener {
       if (outcome.detail) runLog.debug(outcome.detail);
       return { ok: false, reason: outcome.reason };
     };
-    if (rest === undefined) return result(local);
+    if (rest === undefined) return { local: result(local) };
     runLog.info(`local part recorded: ${summariseVariables(local.variables)}; waiting for the Slurm job of its cluster variables`);
-    return { ok: true, summary: '', remaining: rest.then(result) };
+    return { local: result(local), rest: rest.then(result) };
+  }
+
+  /** process_on slurm: one executor for every run, made at the first. */
+  private slurmExecutor(): RunExecutor {
+    this.slurmJobs ??= new SlurmJobExecutor(this.env, {
+      settings: this.opts.db.metameta,
+      onSubmitted: (req, jobId, log) =>
+        this.opts.logger.child({ run: req.run }).info(`submitted as Slurm job ${jobId} (output in ${log})`),
+      onJobEvent: this.opts.onSlurmJob,
+    });
+    return this.slurmJobs;
   }
 
   /** When context.py has changed, updates the variable catalogue from it (once per change). */
@@ -221,8 +268,10 @@ export class Listener {
     if (this.stopping) return;
     this.stopping = true;
     this.scheduler.stop();
+    this.slurmQueue.clear();
     await Promise.all(this.sources.map((s) => s.close().catch(() => undefined)));
     await this.executor.close();
+    await this.slurmJobs?.close();
     this.lock.release();
   }
 }

@@ -3,6 +3,7 @@ import { CliError } from '../errors.js';
 import { requireDatabaseDir } from '../../database-dir.js';
 import { closestConfigKey, CONFIG_KEYS, findConfigKey } from '../../db/config-keys.js';
 import { pythonRepr } from '../../db/python-format.js';
+import { settingProblem } from '../../executors/slurm-settings.js';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -91,6 +92,8 @@ export function register(program: Command): void {
           if (!db.metameta.delete(key)) throw new CliError(`key ${key} not found`);
         } else if (key !== undefined && newValue !== undefined) {
           warnIfUnknown(key);
+          const problem = settingProblem(key, newValue);
+          if (problem !== null) throw new CliError(`${problem}; nothing was stored`);
           db.metameta.set(key, newValue);
           if (key === 'context_python') await warnAboutContextPython(String(newValue).trim());
         } else if (key !== undefined) {

@@ -132,6 +132,15 @@ export function processArrayLogPattern(dbDir: DatabaseDir, proposal: number): st
   return path.join(escapeForSlurmPattern(dbDir.processLogsDir), `r%a-p${proposal}.out`);
 }
 
+/** `slurm_logs/worker-p<P>-%j.out`: the output of a warm worker job (slurm-workers.ts). */
+export function slurmWorkerLogPattern(dbDir: DatabaseDir, proposal: number): string {
+  return path.join(escapeForSlurmPattern(dbDir.slurmLogsDir), `worker-p${proposal}-%j.out`);
+}
+
+export function slurmWorkerLogFile(dbDir: DatabaseDir, proposal: number, jobId: string): string {
+  return path.join(dbDir.slurmLogsDir, `worker-p${proposal}-${jobId}.out`);
+}
+
 function requireSetting(value: string, what: string): string {
   if (value.trim() === '' || /\s/.test(value)) {
     throw new SlurmError(`invalid ${what} '${value}': it must be one word`);

@@ -24,6 +24,7 @@ import type { DamnitDb } from '../db/database.js';
 import type { RunEnvironment, RunExecutor } from '../executors/executor.js';
 import { WarmWorkerExecutor } from '../executors/warm-worker.js';
 import { SlurmJobExecutor } from '../executors/slurm-job.js';
+import { SlurmWorkerPool } from '../executors/slurm-workers.js';
 import type { SlurmJobEvent } from '../executors/slurm-run.js';
 import { processPlace, SlurmSettingError, type ProcessPlace } from '../executors/slurm-settings.js';
 import type { BackendLogger } from '../log.js';
@@ -63,6 +64,7 @@ export class Listener {
   /** process_on slurm: the runs whose jobs are submitted or waiting to be, concurrent_jobs at once. */
   private readonly slurmQueue = new PQueue({ concurrency: 1 });
   private slurmJobs: SlurmJobExecutor | undefined;
+  private slurmWorkers: SlurmWorkerPool | undefined;
 
   private constructor(
     private readonly opts: ListenerOptions,
@@ -218,12 +220,23 @@ export class Listener {
     return { local: result(local), rest: rest.then(result) };
   }
 
-  /** process_on slurm: one executor for every run, made at the first. */
+  /**
+   * process_on slurm: warm worker jobs when slurm_worker_jobs is 1, else one job per run (both
+   * read at each run); each executor made at its first run and kept.
+   */
   private slurmExecutor(): RunExecutor {
+    const { db, logger } = this.opts;
+    if (numberSetting(db.metameta, 'slurm_worker_jobs') !== 0) {
+      this.slurmWorkers ??= new SlurmWorkerPool(this.env, {
+        settings: db.metameta,
+        onJobEvent: this.opts.onSlurmJob,
+        onNote: (note) => logger.info(note),
+      });
+      return this.slurmWorkers;
+    }
     this.slurmJobs ??= new SlurmJobExecutor(this.env, {
-      settings: this.opts.db.metameta,
-      onSubmitted: (req, jobId, log) =>
-        this.opts.logger.child({ run: req.run }).info(`submitted as Slurm job ${jobId} (output in ${log})`),
+      settings: db.metameta,
+      onSubmitted: (req, jobId, log) => logger.child({ run: req.run }).info(`submitted as Slurm job ${jobId} (output in ${log})`),
       onJobEvent: this.opts.onSlurmJob,
     });
     return this.slurmJobs;
@@ -272,6 +285,7 @@ export class Listener {
     await Promise.all(this.sources.map((s) => s.close().catch(() => undefined)));
     await this.executor.close();
     await this.slurmJobs?.close();
+    await this.slurmWorkers?.close();
     this.lock.release();
   }
 }

@@ -182,4 +182,29 @@ describe('process_on slurm on a real Slurm', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(values(db, 'job'), [[1, 'r1-p1234-damnit'], [2, 'here']]);
   });
+
+  test('slurm_worker_jobs 1: reprocess and listen send runs to warm worker jobs; cluster variables keep their own jobs', async () => {
+    const db = await proposal('workers', [
+      ...RESOURCES,
+      ['db-config', '--num', 'slurm_worker_jobs', '1'],
+      ['db-config', 'slurm_worker_host', '127.0.0.1'],
+      ['db-config', '--num', 'slurm_worker_idle', '2'],
+    ]);
+    const res = await runCli(['reprocess', '1', '2', '3', '--concurrent-jobs', '1'], { cwd: db, env: cluster.env, timeoutMs: 300_000 });
+    assert.equal(res.code, 0, res.stderr);
+    const worker = /worker job (\d+) submitted \(output in slurm_logs\/worker-p1234-\d+\.out\)/.exec(res.stderr)?.[1];
+    assert.ok(worker, res.stderr);
+    assert.equal((res.stderr.match(/worker job \d+ submitted/g) ?? []).length, 1, 'one worker job took the three runs');
+    const job = await cluster.showJob(worker);
+    assert.equal(job.JobName, 'worker-p1234-damnit');
+    assert.equal(job.MinCPUsNode, '2');
+    assert.equal(job.Partition, 'other');
+    assert.deepEqual(values(db, 'job'), [[1, 'worker-p1234-damnit'], [2, 'worker-p1234-damnit'], [3, 'worker-p1234-damnit']]);
+    assert.deepEqual(values(db, 'trains').map(([run, v]) => [run, Number(v)]), [[1, 5], [2, 5], [3, 5]]);
+    assert.match(res.stderr, /r1 \(p1234\): cluster variables submitted as Slurm job \d+/);
+
+    const listened = await runCli(['listen', '--test'], { cwd: db, env: cluster.env, input: '1234 1 raw\n', timeoutMs: 300_000 });
+    assert.equal(listened.code, 0, listened.stderr);
+    assert.match(readFileSync(path.join(db, 'amore.log'), 'utf8'), /worker job \d+ submitted \(output in slurm_logs\/worker-p1234-\d+\.out\)/);
+  });
 });

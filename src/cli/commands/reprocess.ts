@@ -15,7 +15,7 @@ import {
   runExists,
 } from '../../runs/proposal-path.js';
 import { describeRun, summariseVariables, type RunRequest } from '../../runs/run-request.js';
-import type { RunEnvironment } from '../../executors/executor.js';
+import type { RunEnvironment, RunExecutor } from '../../executors/executor.js';
 import { plural } from '../../text.js';
 import { CliError, UsageError } from '../errors.js';
 import { SlurmUnavailableError } from '../../executors/slurm-errors.js';
@@ -51,13 +51,14 @@ function parseConcurrentJobs(text: string): number {
  * Where this command processes the runs: `--direct` here, `--cluster` as one array job with the
  * cluster variables in its tasks, else as process_on says (read now, so a change applies at once).
  */
-function chooseWay(opts: ReprocessOptions, db: DamnitDb): 'here' | 'watch' | 'cluster-array' | 'slurm' {
+function chooseWay(opts: ReprocessOptions, db: DamnitDb): 'here' | 'watch' | 'cluster-array' | 'slurm' | 'slurm-workers' {
   if (opts.direct && opts.cluster) throw new UsageError('--direct and --cluster contradict each other: choose one');
   if (opts.cluster) return 'cluster-array';
   if (opts.watch) return 'watch';
   if (opts.direct) return 'here';
   try {
-    return processPlace(db.metameta) === 'slurm' ? 'slurm' : 'here';
+    if (processPlace(db.metameta) === 'local') return 'here';
+    return numberSetting(db.metameta, 'slurm_worker_jobs') !== 0 ? 'slurm-workers' : 'slurm';
   } catch (err) {
     if (err instanceof SlurmSettingError) throw new CliError(err.message);
     throw err;
@@ -209,7 +210,9 @@ export function register(program: Command): void {
           });
           tally = { ...watched, notRecorded: [], damaged: null };
         } else {
-          tally = await reprocessHere(available.map(request), { db, env, progress, debug, patience, concurrentJobs });
+          tally = await reprocessHere(available.map(request), {
+            db, env, progress, debug, patience, concurrentJobs, workerJobs: way === 'slurm-workers',
+          });
         }
         progress.close();
         printSummary(available.length, tally, opts);
@@ -271,19 +274,26 @@ async function reprocessHere(
     debug: boolean;
     patience: DatabasePatience;
     concurrentJobs: number;
+    /** Through warm worker jobs on Slurm (slurm-workers.ts), concurrentJobs of them, rather than here. */
+    workerJobs: boolean;
   },
 ): Promise<Tally> {
   const { db, env, progress, debug, patience } = opts;
   const { default: PQueue } = await import('p-queue');
-  const { WarmWorkerExecutor } = await import('../../executors/warm-worker.js');
   const { processRun } = await import('../../runs/process-run.js');
   const { DatabaseBusyError, DatabaseDamagedError, explainDatabaseError } = await import('../../db/errors.js');
   const { clusterJobNote, clusterNote } = await import('../reprocess-cluster.js');
-  const concurrency = Math.max(1, Math.min(opts.concurrentJobs, os.availableParallelism()));
+  // Worker jobs run elsewhere: this machine's cores do not bound them.
+  const concurrency = Math.max(1, opts.workerJobs ? opts.concurrentJobs : Math.min(opts.concurrentJobs, os.availableParallelism()));
   const queue = new PQueue({ concurrency });
-  const executor = new WarmWorkerExecutor(env, {
-    onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
-  });
+  const executor: RunExecutor = opts.workerJobs
+    ? new (await import('../../executors/slurm-workers.js')).SlurmWorkerPool(env, {
+        settings: { get: (key) => (key === 'concurrent_jobs' ? opts.concurrentJobs : db.metameta.get(key)) },
+        onNote: (note) => progress.note(note),
+      })
+    : new (await import('../../executors/warm-worker.js')).WarmWorkerExecutor(env, {
+        onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
+      });
   let interrupted: NodeJS.Signals | null = null;
   let damaged: DatabaseDamagedError | null = null;
   const stop = (signal: NodeJS.Signals): void => {

@@ -15,39 +15,29 @@
  * for the next FALLBACK_MS, with Slurm's reason in the note. Records nothing, as every executor.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { execa } from 'execa';
-import {
-  parseConnectionAttach,
-  parseShimMessage,
-  ProtocolError,
-  WorkerRunRequest,
-  type ChildAttach,
-  type ShimMessage,
-  type VariableResultMessage,
-} from '../context/protocol.js';
-import { readLines, SHIM_SCRIPT } from '../context/shim-process.js';
+import { parseConnectionAttach, parseShimMessage, WorkerRunRequest, type ShimMessage } from '../context/protocol.js';
+import { readLines } from '../context/shim-process.js';
 import { numberSetting, stringSetting, type SettingsSource } from '../db/config-keys.js';
-import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
+import type { RunOutcome, RunRequest } from '../runs/run-request.js';
+import { Flight, type Entry } from './remote-flight.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
 import { runnerArgs, timeLimitReason } from './local.js';
 import {
   cancelJob,
-  parseSqueue,
+  queueState,
   SlurmError,
   SlurmUnavailableError,
   slurmWorkerLogFile,
-  slurmWorkerLogPattern,
-  submitJob,
   waitForJob,
   type JobOutcome,
 } from './slurm.js';
 import { SlurmJobExecutor } from './slurm-job.js';
 import { jobEndReason, shownPath, type SlurmJobEvent } from './slurm-run.js';
-import { jobResources, PROCESS_HERE_HINT, slurmSettings, type SlurmSettings } from './slurm-settings.js';
+import { PROCESS_HERE_HINT, slurmSettings } from './slurm-settings.js';
+import { submitWorkerJob } from './worker-job.js';
 
 /** How long runs go to one job each after worker jobs could not start. */
 export const FALLBACK_MS = 10 * 60_000;
@@ -73,15 +63,6 @@ export interface SlurmWorkerPoolOptions {
   fallback?: RunExecutor;
 }
 
-/** A run waiting for a worker, or in one. */
-interface Entry {
-  req: RunRequest;
-  onOutput: OutputSink | undefined;
-  /** Worker jobs that ended under this run. */
-  lost: string[];
-  resolve: (outcome: RunOutcome) => void;
-}
-
 type WorkerState = 'pending' | 'starting' | 'ready' | 'busy' | 'ending' | 'ended';
 
 interface WorkerJob {
@@ -91,8 +72,8 @@ interface WorkerJob {
   state: WorkerState;
   socket: net.Socket | null;
   flight: Flight | null;
-  tokenDir: string;
-  logPattern: string;
+  /** Holds the token file (worker-job.ts); null until submitted. */
+  tokenDir: string | null;
   proposal: number;
   /** Resolves with how Slurm says the job ended (or an error when following it failed). */
   end: Promise<JobOutcome | Error>;
@@ -103,83 +84,6 @@ interface WorkerJob {
   /** Set when the connection failed (reset, aborted) rather than closed: the node lost it. */
   connectionError: string | null;
   socketClosed: boolean;
-}
-
-/** One run in a worker: its child's three connections and messages, until its outcome is known. */
-class Flight {
-  readonly token = randomBytes(16).toString('hex');
-  readonly variables: VariableResultMessage[] = [];
-  final: Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }> | undefined;
-  exit: { code: number | null; signal: string | null } | undefined;
-  failure: string | undefined;
-  private readonly attached = new Set<ChildAttach['stream']>();
-  private closedStreams = 0;
-  private settled = false;
-  stderrTail: string[] = [];
-
-  constructor(
-    readonly id: number,
-    readonly entry: Entry,
-    private readonly onDone: (flight: Flight) => void,
-  ) {}
-
-  attach(stream: ChildAttach['stream'], socket: net.Socket): boolean {
-    if (this.settled || this.attached.has(stream)) return false;
-    this.attached.add(stream);
-    socket.once('close', () => {
-      this.closedStreams += 1;
-      this.maybeDone();
-    });
-    return true;
-  }
-
-  onLine(stream: ChildAttach['stream'], line: string): void {
-    if (stream !== 'channel') {
-      if (stream === 'stderr') {
-        this.stderrTail.push(line);
-        if (this.stderrTail.length > 30) this.stderrTail.shift();
-      }
-      this.entry.onOutput?.(stream, line);
-      return;
-    }
-    if (line.trim() === '' || this.failure !== undefined) return;
-    try {
-      const message = parseShimMessage(line);
-      if (message.kind === 'variable_result') this.variables.push(message);
-      else if (message.kind === 'run_finished' || message.kind === 'fatal') this.final = message;
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      this.failure = `Python shim protocol error: ${err.message}`;
-    }
-  }
-
-  childExited(exit: { code: number | null; signal: string | null }): void {
-    this.exit = exit;
-    this.maybeDone();
-  }
-
-  /** Whether the run reported its end, so that losing its worker now costs nothing. */
-  get finished(): boolean {
-    return this.final !== undefined;
-  }
-
-  private maybeDone(): void {
-    if (this.closedStreams >= 3 && (this.exit !== undefined || this.final !== undefined)) this.done();
-  }
-
-  done(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.onDone(this);
-  }
-
-  outcome(): RunOutcome {
-    const detail = this.stderrTail.join('\n') || undefined;
-    if (this.failure !== undefined) return { ok: false, reason: this.failure, detail };
-    if (this.final) return outcomeOf(this.final, this.variables);
-    const how = this.exit?.signal ? `was killed by ${this.exit.signal}` : `exited with code ${this.exit?.code ?? 'unknown'}`;
-    return { ok: false, reason: `the run's process in the worker job ${how} before it reported a result`, detail };
-  }
 }
 
 export class SlurmWorkerPool implements RunExecutor {
@@ -354,7 +258,6 @@ export class SlurmWorkerPool implements RunExecutor {
 
   private async startWorker(): Promise<void> {
     const proposal = this.queue[0]?.req.proposal ?? 0;
-    const tokenDir = path.join(this.env.dir.slurmLogsDir, '.channels', `worker-${randomBytes(6).toString('hex')}`);
     const worker: WorkerJob = {
       token: randomBytes(16).toString('hex'),
       jobId: null,
@@ -362,8 +265,7 @@ export class SlurmWorkerPool implements RunExecutor {
       state: 'pending',
       socket: null,
       flight: null,
-      tokenDir,
-      logPattern: slurmWorkerLogPattern(this.env.dir, proposal),
+      tokenDir: null,
       proposal,
       end: Promise.resolve(new Error('not submitted')),
       stopFollowing: new AbortController(),
@@ -373,40 +275,23 @@ export class SlurmWorkerPool implements RunExecutor {
       socketClosed: false,
     };
     this.workers.add(worker);
-    let settings: SlurmSettings;
     try {
-      settings = slurmSettings(this.opts.settings);
-      mkdirSync(tokenDir, { recursive: true, mode: 0o700 });
-      const tokenFile = path.join(tokenDir, 'token');
-      writeFileSync(tokenFile, worker.token, { mode: 0o600 });
       const { port } = await this.listen();
-      const resources = jobResources(this.opts.settings);
-      const { jobId } = await submitJob(
-        {
-          jobName: `worker-p${proposal}-damnit`,
-          logPath: worker.logPattern,
-          ...settings,
-          // Worker jobs live on across runs: slurm_worker_time, if set, is their own limit.
-          time: stringSetting(this.opts.settings, 'slurm_worker_time')?.trim() || settings.time,
-          cpusPerTask: resources.cpus,
-          mem: resources.mem,
-          command: [this.env.python, SHIM_SCRIPT, 'remote-worker', '--connect', `${this.connectHost()}:${port}`, '--token-file', tokenFile],
-          cwd: this.env.dir.root,
-        },
-        { env: this.opts.env },
-      );
-      worker.jobId = jobId;
+      const connect = `${this.connectHost()}:${port}`;
+      const submitted = await submitWorkerJob(this.env, this.opts.settings, { proposal, connect, token: worker.token }, { env: this.opts.env });
+      worker.jobId = submitted.jobId;
+      worker.tokenDir = submitted.tokenDir;
     } catch (err) {
       this.workers.delete(worker);
-      rmSync(tokenDir, { recursive: true, force: true });
       if (!(err instanceof SlurmError)) throw err;
       // Slurm refused it (or is missing): a job per run would be refused alike. Say it to the runs.
       const hint = err instanceof SlurmUnavailableError ? PROCESS_HERE_HINT : '';
       for (const entry of this.queue.splice(0)) entry.resolve({ ok: false, reason: `${err.message}${hint}` });
       return;
     }
-    this.opts.onNote?.(`worker job ${worker.jobId} submitted (output in ${shownPath(this.env.dir, slurmWorkerLogFile(this.env.dir, proposal, worker.jobId))})`);
-    worker.end = waitForJob(worker.jobId, { env: this.opts.env, pollMs: this.opts.pollMs, signal: worker.stopFollowing.signal }).then(
+    const jobId = worker.jobId;
+    this.opts.onNote?.(`worker job ${jobId} submitted (output in ${shownPath(this.env.dir, slurmWorkerLogFile(this.env.dir, proposal, jobId))})`);
+    worker.end = waitForJob(jobId, { env: this.opts.env, pollMs: this.opts.pollMs, signal: worker.stopFollowing.signal }).then(
       (outcome) => outcome,
       (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
     );
@@ -418,12 +303,7 @@ export class SlurmWorkerPool implements RunExecutor {
   /** The worker job is still not connected: cancel it and process runs as one job each for a while. */
   private async startedTooLate(worker: WorkerJob, startMs: number): Promise<void> {
     if (worker.state !== 'pending' || !worker.jobId) return;
-    const queued = await execa('squeue', ['--noheader', '--jobs', worker.jobId, '--format=%i|%T|%r'], {
-      env: { ...process.env, ...this.opts.env },
-      reject: false,
-    });
-    const record = parseSqueue(queued.stdout)[0];
-    const why = record ? `${record.state}${record.reason ? `, reason ${record.reason}` : ''}` : 'no longer queued';
+    const why = (await queueState(worker.jobId, { env: this.opts.env })) ?? 'no longer queued';
     this.enterFallback(`worker job ${worker.jobId} did not start within ${startMs / 1000} s (Slurm: ${why})`);
     await this.endWorker(worker, 'it did not start in time', { cancel: true });
   }
@@ -541,7 +421,7 @@ export class SlurmWorkerPool implements RunExecutor {
     this.clearTimers(worker);
     worker.stopFollowing.abort();
     worker.socket?.destroy();
-    rmSync(worker.tokenDir, { recursive: true, force: true });
+    if (worker.tokenDir) rmSync(worker.tokenDir, { recursive: true, force: true });
     this.workers.delete(worker);
     const jobId = worker.jobId ?? '?';
     const log = worker.jobId ? slurmWorkerLogFile(this.env.dir, worker.proposal, worker.jobId) : null;

@@ -313,6 +313,17 @@ export async function jobHost(jobId: string, opts: SlurmCommandOptions = {}): Pr
   }
 }
 
+/** `PENDING, reason PartitionTimeLimit`: a queued job's state in words; null when it is not queued. */
+export async function queueState(jobId: string, opts: SlurmCommandOptions = {}): Promise<string | null> {
+  try {
+    const result = await runSlurmCommand('squeue', ['--noheader', '--jobs', requireJobId(jobId), '--format=%i|%T|%r'], opts);
+    const record = result.exitCode === 0 ? parseSqueue(result.stdout)[0] : undefined;
+    return record ? `${record.state}${record.reason ? `, reason ${record.reason}` : ''}` : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface JobRecord {
   /** `<id>` for a job, `<array id>_<index>` for an array task. */
   jobId: string;

@@ -55,7 +55,7 @@ export interface SlurmWorkerPoolOptions {
   pollMs?: number;
   /** Environment for Slurm's commands (SLURM_CONF in tests). */
   env?: Record<string, string | undefined>;
-  /** A run given to a worker job, and its end; each worker job submitted and ended. */
+  /** A run given to a worker job (`started`, with the job's id and node) and its end (`ended`). */
   onJobEvent?: (event: SlurmJobEvent) => void;
   /** What the pool decided and why: a replaced worker, a requeued run, a fallback. */
   onNote?: (message: string) => void;
@@ -103,7 +103,7 @@ export class SlurmWorkerPool implements RunExecutor {
     private readonly opts: SlurmWorkerPoolOptions,
   ) {}
 
-  /** The worker jobs' ids, live or ended (for tests and the benchmark). */
+  /** The worker jobs not yet ended, with their ids and states (for tests and the benchmark). */
   get workerJobs(): { jobId: string | null; state: WorkerState; host: string | null }[] {
     return [...this.workers].map((w) => ({ jobId: w.jobId, state: w.state, host: w.host }));
   }

@@ -103,6 +103,23 @@ describe('settings for processing on Slurm', () => {
     // Here, the cluster variable has no Slurm either: the run's other variables are recorded.
     assert.match(direct.stderr, /r1 \(p1234\): FAILED in .*: 2 variables recorded, but the cluster variables trains were not computed: Slurm is not available/);
     assert.deepEqual(values(db, 'job'), [[1, 'here']]);
+
+    // Through worker jobs, each run fails with the same words.
+    assert.equal((await runCli(['db-config', '--num', 'slurm_worker_jobs', '1'], { cwd: db })).code, 0);
+    const workers = await runCli(['reprocess', '2'], { cwd: db, env: noSlurm });
+    assert.equal(workers.code, 1);
+    assert.match(workers.stderr, /r2 \(p1234\): FAILED in .*: Slurm is not available on this machine .*; process_on is 'slurm': to process runs on this machine instead/);
+  });
+
+  test('listen with a bad noncluster_mem: each run fails with the reason in amore.log, nothing submitted', async () => {
+    const db = await proposal('listen-bad-mem', [['db-config', 'process_on', 'slurm']]);
+    const conn = new Database(path.join(db, 'runs.sqlite'));
+    conn.prepare("INSERT OR REPLACE INTO metameta (key, value) VALUES ('noncluster_mem', 'lots')").run();
+    conn.close();
+    const res = await runCli(['listen', '--test'], { cwd: db, input: '1234 1 raw\n', env: { PATH: path.join(tmp.dir, 'empty-bin') } });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(readFileSync(path.join(db, 'amore.log'), 'utf8'), /FAILED after .*: noncluster_mem 'lots' is not a memory size Slurm accepts/);
+    assert.deepEqual(values(db, 'job'), []);
   });
 
   test('--direct and --cluster together are a usage error', async () => {
@@ -188,7 +205,7 @@ describe('process_on slurm on a real Slurm', () => {
       ...RESOURCES,
       ['db-config', '--num', 'slurm_worker_jobs', '1'],
       ['db-config', 'slurm_worker_host', '127.0.0.1'],
-      ['db-config', '--num', 'slurm_worker_idle', '2'],
+      ['db-config', '--num', 'slurm_worker_idle', '120'],
     ]);
     const res = await runCli(['reprocess', '1', '2', '3', '--concurrent-jobs', '1'], { cwd: db, env: cluster.env, timeoutMs: 300_000 });
     assert.equal(res.code, 0, res.stderr);

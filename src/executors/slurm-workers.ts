@@ -37,7 +37,7 @@ import {
 import { SlurmJobExecutor } from './slurm-job.js';
 import { jobEndReason, shownPath, type SlurmJobEvent } from './slurm-run.js';
 import { PROCESS_HERE_HINT, slurmSettings } from './slurm-settings.js';
-import { submitWorkerJob } from './worker-job.js';
+import { submitWorkerJob, type SubmittedWorker } from './worker-job.js';
 
 /** How long runs go to one job each after worker jobs could not start. */
 export const FALLBACK_MS = 10 * 60_000;
@@ -275,10 +275,11 @@ export class SlurmWorkerPool implements RunExecutor {
       socketClosed: false,
     };
     this.workers.add(worker);
+    let submitted: SubmittedWorker;
     try {
       const { port } = await this.listen();
       const connect = `${this.connectHost()}:${port}`;
-      const submitted = await submitWorkerJob(this.env, this.opts.settings, { proposal, connect, token: worker.token }, { env: this.opts.env });
+      submitted = await submitWorkerJob(this.env, this.opts.settings, { proposal, connect, token: worker.token }, { env: this.opts.env });
       worker.jobId = submitted.jobId;
       worker.tokenDir = submitted.tokenDir;
     } catch (err) {
@@ -290,6 +291,13 @@ export class SlurmWorkerPool implements RunExecutor {
       return;
     }
     const jobId = worker.jobId;
+    if (this.closed) {
+      // close() came while sbatch ran: nobody will give this job a run.
+      this.workers.delete(worker);
+      await cancelJob(jobId, { env: this.opts.env }).catch(() => undefined);
+      rmSync(submitted.tokenDir, { recursive: true, force: true });
+      return;
+    }
     this.opts.onNote?.(`worker job ${jobId} submitted (output in ${shownPath(this.env.dir, slurmWorkerLogFile(this.env.dir, proposal, jobId))})`);
     worker.end = waitForJob(jobId, { env: this.opts.env, pollMs: this.opts.pollMs, signal: worker.stopFollowing.signal }).then(
       (outcome) => outcome,

@@ -1,12 +1,15 @@
 /**
  * `npm run bench`: start-up (bench/startup.ts), cost as the database grows (bench/scale.ts),
  * offline validation (bench/validate.ts), then run processing with a fresh interpreter per run
- * against warm workers (bench/runs.ts; BENCH_RUNS=N to shorten it). BENCH_ONLY=startup,scale
- * runs only the parts named. Figures and the machine they were measured on: docs/performance.md.
+ * against warm workers (bench/runs.ts; BENCH_RUNS=N to shorten it), then processing on the local
+ * Slurm, one job per run against warm worker jobs (bench/slurm.ts; BENCH_SLURM_RUNS=N).
+ * BENCH_ONLY=startup,scale runs only the parts named. Figures and the machine they were measured
+ * on: docs/performance.md.
  */
 import os from 'node:os';
 import { benchRuns } from './runs.js';
 import { benchScale } from './scale.js';
+import { benchSlurm } from './slurm.js';
 import { benchStartup } from './startup.js';
 import { benchValidate } from './validate.js';
 
@@ -15,6 +18,7 @@ const PARTS: [string, () => Promise<void>][] = [
   ['scale', benchScale],
   ['validate', benchValidate],
   ['runs', benchRuns],
+  ['slurm', benchSlurm],
 ];
 
 const only = process.env.BENCH_ONLY?.split(',').map((p) => p.trim());

@@ -4,6 +4,7 @@
     python damnit_shim.py --channel fd:3 run CONTEXT_FILE [run options]
     python damnit_shim.py --channel fd:3 worker --socket PATH   (warm fork server)
     python damnit_shim.py array-task TASKS_FILE   (Slurm array task: the arguments of its run)
+    python damnit_shim.py remote-worker --connect HOST:PORT --token-file PATH   (warm worker in a Slurm job)
 
 Each command lives in its own module of the _damnit_shim package; this file only sets up the
 import path and the channel, says hello, and dispatches. Only this script and damnit_ctx.py
@@ -26,6 +27,9 @@ COMMANDS = {
 
 
 def main(argv):
+    if argv[:1] == ["remote-worker"]:
+        from _damnit_shim.remote_worker import main as remote_worker
+        return remote_worker(argv[1:])
     if argv[:1] == ["array-task"]:
         from _damnit_shim.array_task import task_argv
         argv = task_argv(argv[1:])

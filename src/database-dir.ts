@@ -40,7 +40,7 @@ export class DatabaseDir {
     return path.join(this.root, 'slurm_logs');
   }
 
-  /** Per-run process logs, `r<R>-p<P>.out`, which DAMNIT's GUI opens (runs/process-log.ts). */
+  /** `process_logs/`: one log per run, `r<R>-p<P>.out`, appended to by every processing of it (runs/process-log.ts; Slurm jobs write theirs there directly), which DAMNIT's GUI opens. */
   get processLogsDir(): string {
     return path.join(this.root, 'process_logs');
   }

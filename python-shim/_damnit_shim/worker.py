@@ -391,8 +391,7 @@ class Worker:
     def _run(self, request):
         connections = {}
         for stream in ATTACH_STREAMS:
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            conn.connect(self.socket_path)
+            conn = _connect(self.socket_path)
             attach = {"protocol": PROTOCOL_VERSION, "kind": "attach",
                       "token": request["token"], "stream": stream}
             conn.sendall((json.dumps(attach) + "\n").encode())
@@ -417,6 +416,19 @@ class Worker:
             channel.send("fatal", traceback=None, message=missing_package_message(e))
             return 1
         return runner.main(channel, request["argv"])
+
+
+def _connect(address):
+    """A connection to the orchestrator: `tcp:HOST:PORT` (a worker in a Slurm job,
+    remote_worker.py) or the path of its Unix socket."""
+    if address.startswith("tcp:"):
+        host, _, port = address[4:].rpartition(":")
+        conn = socket.create_connection((host, int(port)))
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(address)
+    return conn
 
 
 def _read_request(fd):
@@ -488,6 +500,12 @@ def main(channel, argv):
     if len(argv) != 2 or argv[0] != "--socket":
         sys.stderr.write("usage: damnit_shim.py --channel fd:N worker --socket PATH\n")
         return 2
+    return serve(channel, _channel_fd(), argv[1])
+
+
+def serve(channel, channel_fd, address):
+    """Preloads, warms up and serves requests from stdin until its end; children connect to
+    `address` (see _connect). `channel_fd`: the channel's fd, which children must not hold."""
     started = time.perf_counter()
     imported, unavailable = preload()
     if "_damnit_shim.runner" in imported:
@@ -499,6 +517,6 @@ def main(channel, argv):
     channel.send("worker_ready", pid=os.getpid(), preloaded=imported, unavailable=unavailable,
                  seconds=time.perf_counter() - started)
     try:
-        return Worker(channel, _channel_fd(), argv[1]).serve()
+        return Worker(channel, channel_fd, address).serve()
     except SystemExit as e:
         return e.code

@@ -26,7 +26,7 @@ export function clusterNote(outcome: ProcessedRun): string {
 }
 
 /** The line shown when a run's cluster job has been submitted. */
-export function clusterJobNote(db: DamnitDb, req: RunRequest, jobId: string, logPath: string): string {
+export function clusterJobNote(db: DamnitDb, req: Pick<RunRequest, 'proposal' | 'run'>, jobId: string, logPath: string): string {
   return `${describeRun(req)}: cluster variables submitted as Slurm job ${jobId} (output in ${shownPath(db.dir, logPath)})`;
 }
 
@@ -34,6 +34,8 @@ export interface ArrayReprocessOptions {
   db: DamnitDb;
   env: RunEnvironment;
   maxConcurrent: number;
+  /** process_on slurm (see ArrayReprocessDeps.processOnSlurm); else `reprocess --cluster`. */
+  processOnSlurm: boolean;
   progress: ProgressReporter;
   debug: boolean;
   /** Summary of a successful run, e.g. `11 variables, 1 error`. */
@@ -51,8 +53,11 @@ function taskProcessLog(db: DamnitDb, proposal: number, progress: ProgressReport
       problemSaid = true;
     });
     if (!log) return;
-    log.write(processingHeader(run, proposal, { slurmJobId: task.jobId, slurmCluster: null }));
-    if (task.logPath) appendJobOutput(log, task.jobId, task.logPath);
+    // A job of process_on slurm writes its output to the process log itself; an array task to slurm_logs/.
+    if (task.logPath !== log.file) {
+      log.write(processingHeader(run, proposal, { slurmJobId: task.jobId, slurmCluster: null }));
+      if (task.logPath) appendJobOutput(log, task.jobId, task.logPath);
+    }
     log.write(processingEnding(task.outcome, seconds));
     log.close();
   };
@@ -79,7 +84,9 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
       db: opts.db,
       env: opts.env,
       maxConcurrent: opts.maxConcurrent,
+      processOnSlurm: opts.processOnSlurm,
       signal: interrupted.signal,
+      onClusterJob: (run, jobId, logPath) => opts.progress.note(clusterJobNote(opts.db, { proposal, run }, jobId, logPath)),
       onSubmitted: (jobId) => {
         arrayJobId = jobId;
         submittedAt = performance.now();
@@ -107,7 +114,7 @@ export async function reprocessOnCluster(reqs: RunRequest[], opts: ArrayReproces
         if (processingId !== undefined) opts.updates?.processingFinished(processingId);
         if (outcome.ok) {
           const log = task.logPath ? `; output in ${shownPath(opts.db.dir, task.logPath)}` : '';
-          opts.progress.finished({ label, ok: true, detail: `${opts.describeResults(outcome)} (Slurm job ${task.jobId}${log})`, seconds });
+          opts.progress.finished({ label, ok: true, detail: `${opts.describeResults(outcome)} (Slurm job ${task.jobId}${log}${clusterNote(outcome)})`, seconds });
           for (const failure of variableFailures(outcome.variables)) opts.progress.note(describeFailure(failure, run));
         } else {
           failed += 1;

@@ -211,6 +211,25 @@ export const ChildAttach = z.object({
 });
 export type ChildAttach = z.infer<typeof ChildAttach>;
 
+/**
+ * First line of the connection a warm worker in a Slurm job (remote-worker) opens to the
+ * backend: the worker job's token, its Slurm job id and its node. The rest of that connection
+ * is the worker's stdin (requests) and channel, as a local worker's pipes.
+ */
+export const WorkerAttach = z.object({
+  ...base,
+  kind: z.literal('worker_attach'),
+  token: z.string(),
+  job_id: z.string(),
+  host: z.string(),
+});
+export type WorkerAttach = z.infer<typeof WorkerAttach>;
+
+/** The first line of a connection to the backend's worker port: a worker job, or a run's child. */
+export function parseConnectionAttach(line: string): WorkerAttach | ChildAttach {
+  return parseProtocolLine(z.union([WorkerAttach, ChildAttach]), line);
+}
+
 export class ProtocolError extends Error {
   constructor(message: string) {
     super(message);

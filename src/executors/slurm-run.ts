@@ -10,17 +10,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseShimMessage, ProtocolError, type ShimMessage } from '../context/protocol.js';
 import { SHIM_SCRIPT } from '../context/shim-process.js';
 import type { DatabaseDir } from '../database-dir.js';
-import { stringSetting, type SettingsSource } from '../db/config-keys.js';
 import { outcomeFromMessages, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import type { RunEnvironment } from './executor.js';
 import { runnerArgs } from './local.js';
+import type { JobResources, SlurmSettings } from './slurm-settings.js';
 import {
   cancelJob,
+  jobHost,
+  processLogFile,
+  processArrayLogPattern,
+  processLogPattern,
   slurmArrayJobName,
   slurmArrayLogPattern,
   slurmJobName,
@@ -36,23 +41,12 @@ import {
 /** How often channel files are read while jobs run: reading a small file costs next to nothing. */
 const CHANNEL_POLL_MS = 250;
 
-/** The database's Slurm settings (db-config slurm_partition, slurm_reservation, slurm_time). */
-export interface SlurmSettings {
-  partition: string | null;
-  reservation: string | null;
-  time: string | null;
-}
-
-export function slurmSettings(settings: SettingsSource): SlurmSettings {
-  const text = (key: 'slurm_partition' | 'slurm_reservation' | 'slurm_time'): string | null => {
-    const value = stringSetting(settings, key)?.trim();
-    return value ? value : null;
-  };
-  return { partition: text('slurm_partition'), reservation: text('slurm_reservation'), time: text('slurm_time') };
-}
+export type { SlurmSettings } from './slurm-settings.js';
 
 export interface SlurmRunOptions extends SlurmCommandOptions {
   settings: SlurmSettings;
+  /** CPUs and memory of each job (process_on slurm); Slurm's defaults when unset. */
+  resources?: JobResources;
   /** Time between two looks at Slurm's queue (waitForJob); 2 s by default. */
   pollMs?: number;
   /** Stops following: jobs still running are cancelled, and the call rejects with the signal's reason. */
@@ -279,41 +273,101 @@ async function followTasks(
   }
 }
 
-/**
- * Submits the job `r<R>-p<P>-damnit` that computes `req`'s cluster variables (`run --cluster
- * only`, written to the run's HDF5 file) and follows it to its end. Throws SlurmError when
- * Slurm refuses the job or is not installed (SlurmUnavailableError).
- */
-export async function runClusterJob(
-  req: RunRequest,
-  env: RunEnvironment,
-  opts: SlurmRunOptions & { onSubmitted?: (jobId: string, logPath: string) => void },
-): Promise<SlurmRunResult> {
+/** What happens to a run's job, for whoever shows processing state (the GUI's messages, logs). */
+export interface SlurmJobEvent {
+  phase: 'submitted' | 'started' | 'ended';
+  jobId: string;
+  proposal: number;
+  run: number;
+  /** The user who submitted it: this process's. */
+  user: string;
+  /** The node it runs on, once started; null before, or when Slurm no longer says. */
+  host: string | null;
+  /** At `ended`: Slurm's final state, or null when the job reported its end itself. */
+  state: FinalState | null;
+}
+
+export interface RunJobOptions extends SlurmRunOptions {
+  onSubmitted?: (jobId: string, logPath: string) => void;
+  /** Each phase of the job (submitted, started, ended) with its id, host and user. */
+  onJobEvent?: (event: SlurmJobEvent) => void;
+}
+
+/** Where a run job's output goes: a Slurm filename pattern, and the file it becomes for a job id. */
+interface JobLog {
+  pattern: string;
+  file: (jobId: string) => string;
+}
+
+/** Submits the shim's `run` for `req` as the job `r<R>-p<P>-damnit` and follows it to its end. */
+async function runRunJob(req: RunRequest, env: RunEnvironment, opts: RunJobOptions, log: JobLog): Promise<SlurmRunResult> {
   const dir = env.dir;
   mkdirSync(dir.slurmLogsDir, { recursive: true });
   const channels = channelDir(dir);
+  const user = os.userInfo().username;
+  let host: string | null = null;
   try {
     const channel = path.join(channels, `r${req.run}.jsonl`);
     const { jobId } = await submitJob(
       {
         jobName: slurmJobName(req.run, req.proposal),
-        logPath: slurmLogPattern(dir, req.run, req.proposal),
+        logPath: log.pattern,
         ...opts.settings,
-        command: [env.python, SHIM_SCRIPT, ...shimArgv({ ...req, cluster: 'only' }, env, channel)],
+        cpusPerTask: opts.resources?.cpus,
+        mem: opts.resources?.mem,
+        command: [env.python, SHIM_SCRIPT, ...shimArgv(req, env, channel)],
         cwd: dir.root,
       },
       opts,
     );
-    const logPath = slurmLogFile(dir, req.run, req.proposal, jobId);
+    const logPath = log.file(jobId);
+    const event = (phase: SlurmJobEvent['phase'], state: FinalState | null = null): void =>
+      opts.onJobEvent?.({ phase, jobId, proposal: req.proposal, run: req.run, user, host, state });
     opts.onSubmitted?.(jobId, logPath);
+    event('submitted');
     let result: SlurmRunResult | undefined;
     const task = { run: req.run, jobId, channel, logPath: () => logPath, started: false, done: false };
-    await followTasks(jobId, [task], dir, opts, { onFinished: (r) => (result = r) });
+    await followTasks(jobId, [task], dir, opts, {
+      onStarted: () => {
+        if (!opts.onJobEvent) return;
+        void jobHost(jobId, opts).then((node) => {
+          host = node;
+          event('started');
+        });
+      },
+      onFinished: (r) => (result = r),
+    });
     if (!result) throw new Error(`Slurm job ${jobId} was followed to its end without a result`);
+    event('ended', result.state);
     return result;
   } finally {
     rmSync(channels, { recursive: true, force: true });
   }
+}
+
+/**
+ * Submits the job `r<R>-p<P>-damnit` that computes `req`'s cluster variables (`run --cluster
+ * only`, written to the run's HDF5 file) and follows it to its end. Throws SlurmError when
+ * Slurm refuses the job or is not installed (SlurmUnavailableError).
+ */
+export function runClusterJob(req: RunRequest, env: RunEnvironment, opts: RunJobOptions): Promise<SlurmRunResult> {
+  return runRunJob({ ...req, cluster: 'only' }, env, opts, {
+    pattern: slurmLogPattern(env.dir, req.run, req.proposal),
+    file: (jobId) => slurmLogFile(env.dir, req.run, req.proposal, jobId),
+  });
+}
+
+/**
+ * process_on slurm: the job `r<R>-p<P>-damnit` that processes `req` as a whole (its non-cluster
+ * variables, with `opts.resources`), its output appended to `process_logs/r<R>-p<P>.out` as in
+ * the reference backend. Throws SlurmError as runClusterJob does.
+ */
+export function runProcessJob(req: RunRequest, env: RunEnvironment, opts: RunJobOptions): Promise<SlurmRunResult> {
+  mkdirSync(env.dir.processLogsDir, { recursive: true });
+  return runRunJob(req, env, opts, {
+    pattern: processLogPattern(env.dir, req.run, req.proposal),
+    file: () => processLogFile(env.dir, req.run, req.proposal),
+  });
 }
 
 export interface ArrayHooks extends FollowHooks {
@@ -328,7 +382,11 @@ export interface ArrayHooks extends FollowHooks {
 export async function runArrayJob(
   reqs: readonly RunRequest[],
   env: RunEnvironment,
-  opts: SlurmRunOptions & { maxConcurrent: number },
+  opts: SlurmRunOptions & {
+    maxConcurrent: number;
+    /** `process`: each task appends to `process_logs/r<R>-p<P>.out` (process_on slurm); else slurm_logs/. */
+    logs?: 'slurm' | 'process';
+  },
   hooks: ArrayHooks,
 ): Promise<string> {
   const first = reqs[0];
@@ -336,7 +394,9 @@ export async function runArrayJob(
   if (reqs.some((r) => r.proposal !== first.proposal)) throw new Error('an array job covers runs of one proposal');
   if (new Set(reqs.map((r) => r.run)).size !== reqs.length) throw new Error('an array job runs each run once');
   const dir = env.dir;
+  const processLogs = opts.logs === 'process';
   mkdirSync(dir.slurmLogsDir, { recursive: true });
+  if (processLogs) mkdirSync(dir.processLogsDir, { recursive: true });
   const channels = channelDir(dir);
   try {
     const tasksFile = path.join(channels, 'tasks.json');
@@ -346,7 +406,9 @@ export async function runArrayJob(
     const { jobId } = await submitJob(
       {
         jobName: slurmArrayJobName(first.proposal),
-        logPath: slurmArrayLogPattern(dir, first.proposal),
+        logPath: processLogs ? processArrayLogPattern(dir, first.proposal) : slurmArrayLogPattern(dir, first.proposal),
+        cpusPerTask: opts.resources?.cpus,
+        mem: opts.resources?.mem,
         ...opts.settings,
         array: { indices: arrayIndices(reqs.map((r) => r.run)), maxConcurrent: opts.maxConcurrent },
         // The shim runs the arguments of the run whose index is `$SLURM_ARRAY_TASK_ID`
@@ -361,7 +423,7 @@ export async function runArrayJob(
       run: req.run,
       jobId: `${jobId}_${req.run}`,
       channel: channelOf(req.run),
-      logPath: () => arrayTaskLogFile(dir, req.run, req.proposal, jobId),
+      logPath: () => (processLogs ? processLogFile(dir, req.run, req.proposal) : arrayTaskLogFile(dir, req.run, req.proposal, jobId)),
       started: false,
       done: false,
     }));

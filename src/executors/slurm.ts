@@ -14,6 +14,7 @@ import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
 import { CONFIG_DEFAULTS } from '../db/config-keys.js';
 import { programName } from '../program-name.js';
+import { SlurmError, SlurmUnavailableError } from './slurm-errors.js';
 
 /** `slurm_time` when the database sets none. */
 export const DEFAULT_SLURM_TIME: string = CONFIG_DEFAULTS.slurm_time;
@@ -42,23 +43,7 @@ export type TerminalState = (typeof TERMINAL_STATES)[number];
 /** What a followed job ended as; UNKNOWN when Slurm no longer knows the job at all. */
 export type FinalState = TerminalState | 'UNKNOWN';
 
-export class SlurmError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SlurmError';
-  }
-}
-
-/** Slurm's commands are not installed here: cluster variables cannot be submitted. */
-export class SlurmUnavailableError extends SlurmError {
-  constructor(command: string) {
-    super(
-      `Slurm is not available on this machine ('${command}' was not found on PATH): ` +
-        `cluster variables need a machine with Slurm's client commands (sbatch, squeue, scontrol)`,
-    );
-    this.name = 'SlurmUnavailableError';
-  }
-}
+export { SlurmError, SlurmUnavailableError } from './slurm-errors.js';
 
 export interface ArraySpec {
   /** Slurm's index expression: `0-19`, `3,7,12`, `1-9:2`. */
@@ -77,6 +62,10 @@ export interface JobSpec {
   /** `slurm_time`; DEFAULT_SLURM_TIME when unset. */
   time?: string | null;
   array?: ArraySpec;
+  /** `--cpus-per-task`; Slurm's default when unset. */
+  cpusPerTask?: number;
+  /** `--mem` (e.g. `25G`); Slurm's default when unset. */
+  mem?: string;
   /** Program and arguments, run as given on the compute node. */
   command: string[];
   /** The job's working directory; the submitting process's own when unset. */
@@ -128,6 +117,30 @@ export function slurmLogFile(dbDir: DatabaseDir, run: number, proposal: number, 
   return path.join(dbDir.slurmLogsDir, `r${run}-p${proposal}-${jobId}.out`);
 }
 
+/** `process_logs/r<R>-p<P>.out`: every job that processes the run appends to it (process_on slurm). */
+export function processLogFile(dbDir: DatabaseDir, run: number, proposal: number): string {
+  return path.join(dbDir.processLogsDir, `r${run}-p${proposal}.out`);
+}
+
+/** processLogFile as Slurm's --output pattern. */
+export function processLogPattern(dbDir: DatabaseDir, run: number, proposal: number): string {
+  return path.join(escapeForSlurmPattern(dbDir.processLogsDir), `r${run}-p${proposal}.out`);
+}
+
+/** For an array whose indices are run numbers: each task appends to its run's processLogFile. */
+export function processArrayLogPattern(dbDir: DatabaseDir, proposal: number): string {
+  return path.join(escapeForSlurmPattern(dbDir.processLogsDir), `r%a-p${proposal}.out`);
+}
+
+/** `slurm_logs/worker-p<P>-%j.out`: the output of a warm worker job (slurm-workers.ts). */
+export function slurmWorkerLogPattern(dbDir: DatabaseDir, proposal: number): string {
+  return path.join(escapeForSlurmPattern(dbDir.slurmLogsDir), `worker-p${proposal}-%j.out`);
+}
+
+export function slurmWorkerLogFile(dbDir: DatabaseDir, proposal: number, jobId: string): string {
+  return path.join(dbDir.slurmLogsDir, `worker-p${proposal}-${jobId}.out`);
+}
+
 function requireSetting(value: string, what: string): string {
   if (value.trim() === '' || /\s/.test(value)) {
     throw new SlurmError(`invalid ${what} '${value}': it must be one word`);
@@ -157,6 +170,13 @@ export function sbatchArgs(spec: JobSpec, jobScript: string): string[] {
   } else if (spec.partition) {
     args.push('--partition', requireSetting(spec.partition, 'slurm_partition'));
   }
+  if (spec.cpusPerTask !== undefined) {
+    if (!(Number.isInteger(spec.cpusPerTask) && spec.cpusPerTask > 0)) {
+      throw new SlurmError(`invalid number of CPUs ${spec.cpusPerTask}: it must be a positive whole number`);
+    }
+    args.push('--cpus-per-task', String(spec.cpusPerTask));
+  }
+  if (spec.mem !== undefined) args.push('--mem', requireSetting(spec.mem, 'noncluster_mem'));
   if (spec.array) {
     if (!/^\d+([-:,]\d+)*$/.test(spec.array.indices)) {
       throw new SlurmError(`invalid array indices '${spec.array.indices}'`);
@@ -239,6 +259,13 @@ function submissionError(spec: JobSpec, result: CommandResult): SlurmError {
         `(${detail}). Set another with '${programName()} db-config slurm_time HH:MM:SS'`,
     );
   }
+  if ((spec.mem !== undefined || spec.cpusPerTask !== undefined) && /memory|node configuration|cpu/i.test(detail)) {
+    return new SlurmError(
+      `Slurm refused the job: no node offers ${spec.cpusPerTask ?? 'the default number of'} CPUs and ` +
+        `${spec.mem ?? 'the default memory'} (${detail}). Ask for less with '${programName()} db-config noncluster_mem 8G' ` +
+        `or '${programName()} db-config --num noncluster_cpus 2'`,
+    );
+  }
   return new SlurmError(`Slurm refused the job '${spec.jobName}': ${detail}`);
 }
 
@@ -272,6 +299,28 @@ export async function cancelJob(jobId: string, opts: SlurmCommandOptions = {}): 
   const result = await runSlurmCommand('scancel', [requireJobId(jobId)], opts);
   if (result.exitCode !== 0) {
     throw new SlurmError(`could not cancel Slurm job ${jobId}: ${slurmErrorText(result.stderr)}`);
+  }
+}
+
+/** The node a running job is on; null when Slurm does not say (it has ended, or squeue failed). */
+export async function jobHost(jobId: string, opts: SlurmCommandOptions = {}): Promise<string | null> {
+  try {
+    const result = await runSlurmCommand('squeue', ['--noheader', '--jobs', requireJobId(jobId), '--format=%N'], opts);
+    const node = result.exitCode === 0 ? result.stdout.trim() : '';
+    return node === '' ? null : node;
+  } catch {
+    return null;
+  }
+}
+
+/** `PENDING, reason PartitionTimeLimit`: a queued job's state in words; null when it is not queued. */
+export async function queueState(jobId: string, opts: SlurmCommandOptions = {}): Promise<string | null> {
+  try {
+    const result = await runSlurmCommand('squeue', ['--noheader', '--jobs', requireJobId(jobId), '--format=%i|%T|%r'], opts);
+    const record = result.exitCode === 0 ? parseSqueue(result.stdout)[0] : undefined;
+    return record ? `${record.state}${record.reason ? `, reason ${record.reason}` : ''}` : null;
+  } catch {
+    return null;
   }
 }
 

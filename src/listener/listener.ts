@@ -7,9 +7,12 @@
  * restart; when the file has changed, the variable catalogue (titles, descriptions, tags) is
  * updated from it once before that run. A file that cannot load fails its runs, with the load
  * error in the log, until it is fixed. Settings are read again for every run as well
- * (live-settings.ts): a `db-config` change applies to the next run.
+ * (live-settings.ts): a `db-config` change applies to the next run. `process_on` is read at each
+ * run: with `slurm`, the run is processed in a Slurm job (executors/slurm-job.ts), concurrent_jobs
+ * of them at once, waited for outside the scheduler's slots as a cluster job is.
  */
 import { createHash } from 'node:crypto';
+import PQueue from 'p-queue';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { formatProblem, viewOverflowWarning } from '../cli/commands/read-context.js';
@@ -20,6 +23,10 @@ import { numberSetting } from '../db/config-keys.js';
 import type { DamnitDb } from '../db/database.js';
 import type { RunEnvironment, RunExecutor } from '../executors/executor.js';
 import { WarmWorkerExecutor } from '../executors/warm-worker.js';
+import { SlurmJobExecutor } from '../executors/slurm-job.js';
+import { SlurmWorkerPool } from '../executors/slurm-workers.js';
+import type { SlurmJobEvent } from '../executors/slurm-run.js';
+import { processPlace, SlurmSettingError, type ProcessPlace } from '../executors/slurm-settings.js';
 import type { BackendLogger } from '../log.js';
 import { startRun, type ProcessedRun } from '../runs/process-run.js';
 import { loadRunEnvironment } from '../runs/run-environment.js';
@@ -50,8 +57,10 @@ export interface ListenerOptions {
   logger: BackendLogger;
   /** Builds the sources once the proposal, where its data is, and the job store are known. */
   sources: (ctx: { proposal: number; proposalRoot: string; store: JobStore; dbId: string }) => EventSource[];
-  /** How runs are executed; warm workers (as reprocess) unless given. */
+  /** How runs are executed on this machine; warm workers (as reprocess) unless given. */
   createExecutor?: (env: RunEnvironment) => RunExecutor;
+  /** process_on slurm: each run's job when it is submitted, starts and ends (id, host, user). */
+  onSlurmJob?: (event: SlurmJobEvent) => void;
   /** Where the GUI's update messages go; none are sent without it. */
   updates?: GuiUpdates;
   /** `listen --update-broker`: wins over the settings, which are read again for every run. */
@@ -71,6 +80,10 @@ export class Listener {
   private readonly running = new Map<string, AbortController>();
   private cancelWatcher: CancelWatcher | null = null;
   private contextCheck: Promise<void> = Promise.resolve();
+  /** process_on slurm: the runs whose jobs are submitted or waiting to be, concurrent_jobs at once. */
+  private readonly slurmQueue = new PQueue({ concurrency: 1 });
+  private slurmJobs: SlurmJobExecutor | undefined;
+  private slurmWorkers: SlurmWorkerPool | undefined;
   private stopping = false;
 
   private constructor(
@@ -209,12 +222,50 @@ export class Listener {
       if (queued !== undefined) this.opts.updates?.processingFinished(queued);
       return { ok: false, reason: `not started: ${(err as Error).message}` };
     }
+    let place: ProcessPlace;
     try {
+      place = processPlace(this.opts.db.metameta);
+    } catch (err) {
+      run.release();
+      if (!(err instanceof SlurmSettingError)) throw err;
+      return { ok: false, reason: err.message };
+    }
+    try {
+      if (place === 'slurm') {
+        // The job waits in Slurm's queue, not in a slot of this machine: concurrent_jobs (read now)
+        // bounds the jobs, whatever this machine's cores.
+        this.slurmQueue.concurrency = Math.max(1, numberSetting(this.opts.db.metameta, 'concurrent_jobs'));
+        const executor = this.slurmExecutor(run.env);
+        const remaining = this.slurmQueue.add(() => this.processWith(job, run.env, executor, run.release));
+        return { ok: true, summary: '', remaining: remaining.then((r) => (r.ok && r.remaining ? r.remaining : r)) };
+      }
       return await this.processWith(job, run.env, run.executor, run.release);
     } catch (err) {
       run.release();
       throw err;
     }
+  }
+
+  /**
+   * process_on slurm: warm worker jobs when slurm_worker_jobs is 1, else one job per run (both
+   * read at each run); each executor made at its first run and kept.
+   */
+  private slurmExecutor(env: RunEnvironment): RunExecutor {
+    const { db, logger } = this.opts;
+    if (numberSetting(db.metameta, 'slurm_worker_jobs') !== 0) {
+      this.slurmWorkers ??= new SlurmWorkerPool(env, {
+        settings: db.metameta,
+        onJobEvent: this.opts.onSlurmJob,
+        onNote: (note) => logger.info(note),
+      });
+      return this.slurmWorkers;
+    }
+    this.slurmJobs ??= new SlurmJobExecutor(env, {
+      settings: db.metameta,
+      onSubmitted: (req, jobId, log) => logger.child({ run: req.run }).info(`submitted as Slurm job ${jobId} (output in ${log})`),
+      onJobEvent: this.opts.onSlurmJob,
+    });
+    return this.slurmJobs;
   }
 
   /** `cancel`: the request's runs taken off the queue, or stopped while they run; says what it did. */
@@ -389,9 +440,12 @@ export class Listener {
     if (this.stopping) return;
     this.stopping = true;
     this.scheduler.stop();
+    this.slurmQueue.clear();
     this.cancelWatcher?.close();
     await Promise.all(this.sources.map((s) => s.close().catch(() => undefined)));
     await this.settings.close();
+    await this.slurmJobs?.close();
+    await this.slurmWorkers?.close();
     this.lock.release();
   }
 }

@@ -17,10 +17,11 @@ import { SlurmError, SlurmUnavailableError, type FinalState } from '../executors
 import {
   runArrayJob,
   runClusterJob,
-  slurmSettings,
   type SlurmRunOptions,
   type SlurmRunResult,
 } from '../executors/slurm-run.js';
+import { jobResources, slurmSettings } from '../executors/slurm-settings.js';
+import { FreshProcessExecutor } from '../executors/local.js';
 import { loadRunEnvironment } from './run-environment.js';
 import type { RunOutcome, RunRequest } from './run-request.js';
 import { nameList, plural } from '../text.js';
@@ -148,27 +149,40 @@ export interface ArrayReprocessDeps {
   env: RunEnvironment;
   /** At most this many tasks run at once (`concurrent_jobs`). */
   maxConcurrent: number;
+  /**
+   * process_on slurm: tasks get `noncluster_cpus`/`noncluster_mem` and log to process_logs/, and
+   * a run's cluster variables get their own job once its task is recorded, as in the reference.
+   * Otherwise (`reprocess --cluster`) each task computes the cluster variables too.
+   */
+  processOnSlurm?: boolean;
+  /** Runs cluster variables here when Slurm is gone meanwhile and cluster_fallback_local is set. */
+  executor?: RunExecutor;
   /** Stops following: the array is cancelled. */
   signal?: AbortSignal;
   onSubmitted?: (jobId: string) => void;
   onStarted?: (run: number) => void;
-  /** Each run as its task ends, its results already recorded when it went well. */
-  onFinished: (run: number, outcome: RunOutcome, task: SlurmRunResult) => void;
+  onClusterJob?: (run: number, jobId: string, logPath: string) => void;
+  /** Each run once it is done (cluster part included), its results already recorded when it went well. */
+  onFinished: (run: number, outcome: ProcessedRun, task: SlurmRunResult) => void;
 }
 
 /**
- * `reprocess --cluster`: the runs as one Slurm array job, each task computing all variables of
- * its run (cluster ones included: it already runs on the cluster). Resolves with the array's
- * job id once every task is recorded or reported.
+ * `reprocess --cluster` and `reprocess` with process_on slurm: the runs as one Slurm array job.
+ * Resolves with the array's job id once every run is recorded or reported.
  */
 export async function reprocessAsArray(reqs: readonly RunRequest[], deps: ArrayReprocessDeps): Promise<string> {
-  const opts: SlurmRunOptions & { maxConcurrent: number } = {
+  const ownClusterJobs = deps.processOnSlurm === true;
+  const opts: SlurmRunOptions & { maxConcurrent: number; logs: 'slurm' | 'process' } = {
     settings: slurmSettings(deps.db.metameta),
+    resources: ownClusterJobs ? jobResources(deps.db.metameta) : undefined,
+    logs: ownClusterJobs ? 'process' : 'slurm',
     signal: deps.signal,
     maxConcurrent: deps.maxConcurrent,
   };
-  return runArrayJob(
-    reqs.map((req) => ({ ...req, cluster: 'include' })),
+  const clusterParts = new Set<Promise<void>>();
+  const requestOf = (run: number): RunRequest => reqs.find((r) => r.run === run) ?? (reqs[0] as RunRequest);
+  const jobId = await runArrayJob(
+    reqs.map((req) => ({ ...req, cluster: ownClusterJobs ? 'exclude' : 'include' })),
     deps.env,
     opts,
     {
@@ -176,12 +190,27 @@ export async function reprocessAsArray(reqs: readonly RunRequest[], deps: ArrayR
       onStarted: deps.onStarted,
       onFinished: (task) => {
         const { outcome } = task;
-        if (outcome.ok) {
-          const proposal = reqs.find((r) => r.run === task.run)?.proposal ?? reqs[0]!.proposal;
-          deps.db.recordRunResults(proposal, task.run, { startTime: outcome.startTime, variables: outcome.variables });
+        const req = requestOf(task.run);
+        if (!outcome.ok) {
+          deps.onFinished(task.run, outcome, task);
+          return;
         }
-        deps.onFinished(task.run, outcome, task);
+        deps.db.recordRunResults(req.proposal, task.run, { startTime: outcome.startTime, variables: outcome.variables });
+        if (outcome.clusterLeftOut.length === 0 || !ownClusterJobs) {
+          deps.onFinished(task.run, outcome, task);
+          return;
+        }
+        const part = runClusterPart(req, {
+          db: deps.db,
+          env: deps.env,
+          executor: deps.executor ?? new FreshProcessExecutor(deps.env),
+          onClusterJob: (id, logPath) => deps.onClusterJob?.(task.run, id, logPath),
+        }).then((p) => deps.onFinished(task.run, withClusterPart(outcome, p), task));
+        clusterParts.add(part);
+        void part.finally(() => clusterParts.delete(part));
       },
     },
   );
+  await Promise.all(clusterParts);
+  return jobId;
 }

@@ -38,6 +38,7 @@ describe('check --watch', () => {
       cwd: tmp.dir,
       env: { NO_COLOR: '1' },
       reject: false,
+      forceKillAfterDelay: false,
     });
     const out = { text: '' };
     const err = { text: '' };

@@ -168,6 +168,8 @@ describe('reprocess --cluster on a real Slurm', () => {
       cwd: db,
       env: { ...cluster.env, NO_COLOR: '1' },
       reject: false,
+      // Cancelling the array takes longer than execa's 5 s grace on a loaded machine.
+      forceKillAfterDelay: false,
     });
     // Once run 1 is recorded, run 2 is sleeping in its task.
     while (query<{ n: number }>(db, "SELECT count(*) AS n FROM run_variables WHERE name = 'slow'")[0]?.n !== 1) {

@@ -20,8 +20,8 @@ after(() => tmp.cleanup());
 const HEADER = 'import os, time\nfrom damnit_ctx import Variable\n\n';
 
 /** reprocess started in the background, as a user would leave it running. */
-function startReprocess(db: string, args: string[]): ResultPromise<{ cwd: string; reject: false; all: true }> {
-  return execa(process.execPath, [CLI_PATH, 'reprocess', ...args], { cwd: db, reject: false, all: true, env: { NO_COLOR: '1' } });
+function startReprocess(db: string, args: string[]): ResultPromise<{ cwd: string; reject: false; all: true; forceKillAfterDelay: false }> {
+  return execa(process.execPath, [CLI_PATH, 'reprocess', ...args], { cwd: db, reject: false, all: true, env: { NO_COLOR: '1' }, forceKillAfterDelay: false });
 }
 
 /** Another process holding runs.sqlite locked (BEGIN EXCLUSIVE: no reads, no writes) until released. */

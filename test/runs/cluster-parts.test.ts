@@ -11,7 +11,6 @@ import {
   arrayTaskLogFile,
   jobEndReason,
   readChannelFile,
-  slurmSettings,
 } from '../../src/executors/slurm-run.js';
 import { withClusterPart } from '../../src/runs/cluster.js';
 import { outcomeFromMessages } from '../../src/runs/run-request.js';
@@ -104,16 +103,6 @@ describe("a job's end in words", () => {
   test('a job that never started has no output', () => {
     const reason = jobEndReason({ jobId: '8', state: 'CANCELLED', exitCode: null, signal: null }, null, dir, settings);
     assert.equal(reason, 'Slurm job 8 was CANCELLED; it wrote no output');
-  });
-});
-
-test('Slurm settings: unset or blank ones are left to Slurm, slurm_time has its default', () => {
-  const settings = (values: Record<string, string>) => slurmSettings({ get: (key) => values[key] });
-  assert.deepEqual(settings({}), { partition: null, reservation: null, time: '02:00:00' });
-  assert.deepEqual(settings({ slurm_partition: ' allgpu ', slurm_reservation: '', slurm_time: '04:00:00' }), {
-    partition: 'allgpu',
-    reservation: null,
-    time: '04:00:00',
   });
 });
 

@@ -4,6 +4,7 @@ import { requireDatabaseDir, type DatabaseDir } from '../../database-dir.js';
 import { closestConfigKey, CONFIG_KEYS, findConfigKey, LIVE_KEYS } from '../../db/config-keys.js';
 import { programName } from '../../program-name.js';
 import { pythonRepr } from '../../db/python-format.js';
+import { settingProblem } from '../../executors/slurm-settings.js';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -105,6 +106,8 @@ export function register(program: Command): void {
           await sayWhenTheBackendUsesIt(db.dir, key);
         } else if (key !== undefined && newValue !== undefined) {
           warnIfUnknown(key);
+          const problem = settingProblem(key, newValue);
+          if (problem !== null) throw new CliError(`${problem}; nothing was stored`);
           db.metameta.set(key, newValue);
           if (key === 'context_python') await warnAboutContextPython(String(newValue).trim());
           await sayWhenTheBackendUsesIt(db.dir, key);

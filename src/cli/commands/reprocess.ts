@@ -15,14 +15,16 @@ import {
   runExists,
 } from '../../runs/proposal-path.js';
 import { describeRun, summariseVariables, type RunRequest } from '../../runs/run-request.js';
-import type { RunEnvironment } from '../../executors/executor.js';
+import type { RunEnvironment, RunExecutor } from '../../executors/executor.js';
 import { plural } from '../../text.js';
 import type { GuiUpdates } from '../../updates/gui-updates.js';
 import { noteOutcome } from '../../runs/failure-record.js';
 import { CancelWatcher } from '../../scheduler/cancel-requests.js';
 import { appendJobOutput, ProcessLog, processingHeader } from '../../runs/process-log.js';
 import { describeFailure, processingEnding, variableFailures } from '../../runs/run-report.js';
-import { CliError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
+import { SlurmUnavailableError } from '../../executors/slurm-errors.js';
+import { PROCESS_HERE_HINT, processPlace, SlurmSettingError } from '../../executors/slurm-settings.js';
 import { ProgressReporter } from '../progress.js';
 import { formatProblem, viewOverflowWarning, warnStaticProblems } from './read-context.js';
 
@@ -32,6 +34,8 @@ const BUSY_TRY_MS = 1_000;
 interface ReprocessOptions {
   mock?: boolean;
   cluster?: boolean;
+  direct?: boolean;
+  concurrentJobs?: number;
   watch?: boolean;
   proposal?: string;
   match: string[];
@@ -39,6 +43,31 @@ interface ReprocessOptions {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+function parseConcurrentJobs(text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) {
+    throw new UsageError(`--concurrent-jobs needs a whole number of jobs, at least 1 (got '${text}')`);
+  }
+  return Number(text);
+}
+
+/**
+ * Where this command processes the runs: `--direct` here, `--cluster` as one array job with the
+ * cluster variables in its tasks, else as process_on says (read now, so a change applies at once).
+ */
+function chooseWay(opts: ReprocessOptions, db: DamnitDb): 'here' | 'watch' | 'cluster-array' | 'slurm' | 'slurm-workers' {
+  if (opts.direct && opts.cluster) throw new UsageError('--direct and --cluster contradict each other: choose one');
+  if (opts.cluster) return 'cluster-array';
+  if (opts.watch) return 'watch';
+  if (opts.direct) return 'here';
+  try {
+    if (processPlace(db.metameta) === 'local') return 'here';
+    return numberSetting(db.metameta, 'slurm_worker_jobs') !== 0 ? 'slurm-workers' : 'slurm';
+  } catch (err) {
+    if (err instanceof SlurmSettingError) throw new CliError(err.message);
+    throw err;
+  }
 }
 
 function parseProposal(text: string | undefined, db: DamnitDb): number {
@@ -105,7 +134,7 @@ async function loadContext(
 export function register(program: Command): void {
   program
     .command('reprocess')
-    .description('Compute the variables of context.py again for the given runs, on this machine')
+    .description('Compute the variables of context.py again for the given runs, where process_on says (this machine or Slurm)')
     .argument(
       '<run...>',
       "Run number, e.g. 96. Multiple runs can be specified at once, or pass 'all' to reprocess all runs in the database.",
@@ -113,6 +142,8 @@ export function register(program: Command): void {
     .option('--mock', 'Use a fake run object instead of loading one from disk.')
     .option('--proposal <proposal>', 'Proposal number, e.g. 1234')
     .option('--cluster', 'Run the runs as one Slurm array job, at most concurrent_jobs at once.')
+    .option('--direct', 'Process the runs on this machine, whatever process_on says.')
+    .option('--concurrent-jobs <n>', 'At most this many runs at once (on Slurm: the array\'s limit), instead of concurrent_jobs.', parseConcurrentJobs)
     .option('--watch', 'Run jobs one-by-one with live output in the terminal')
     .option(
       '--match <match>',
@@ -132,6 +163,7 @@ export function register(program: Command): void {
       const db = openDatabase(dir, { busyTimeoutMs: BUSY_TRY_MS });
       let updates: GuiUpdates | undefined;
       try {
+        const way = chooseWay(opts, db);
         const proposal = parseProposal(opts.proposal, db);
         const { runs, all } = selectRuns(runArgs, proposal, db);
         const root = runDataRoot(dir, db, proposal, Boolean(opts.mock));
@@ -163,15 +195,24 @@ export function register(program: Command): void {
         const request = (run: number): RunRequest => ({
           proposal, run, runData: 'all', mock: Boolean(opts.mock), match: opts.match, cluster: 'include',
         });
+        const concurrentJobs = opts.concurrentJobs ?? Math.max(1, numberSetting(db.metameta, 'concurrent_jobs'));
         let tally: Tally;
-        if (opts.cluster) {
-          const failed = await reprocessOnCluster(available.map(request), {
-            db, env, progress, debug, updates,
-            maxConcurrent: Math.max(1, numberSetting(db.metameta, 'concurrent_jobs')),
-            describeResults: (outcome) => summariseVariables(outcome.variables),
-          });
+        if (way === 'cluster-array' || way === 'slurm') {
+          let failed: number;
+          try {
+            failed = await reprocessOnCluster(available.map(request), {
+              db, env, progress, debug, updates,
+              maxConcurrent: concurrentJobs,
+              processOnSlurm: way === 'slurm',
+              describeResults: (outcome) => summariseVariables(outcome.variables),
+            });
+          } catch (err) {
+            if (err instanceof SlurmSettingError) throw new CliError(err.message);
+            if (err instanceof SlurmUnavailableError && way === 'slurm') throw new CliError(`${err.message}${PROCESS_HERE_HINT}`);
+            throw err;
+          }
           tally = { ok: available.length - failed, failed, notRecorded: [], interrupted: null, damaged: null };
-        } else if (opts.watch) {
+        } else if (way === 'watch') {
           const { reprocessWatched } = await import('../reprocess-watch.js');
           const watched = await reprocessWatched(available.map(request), {
             db, env, debug, patience, updates,
@@ -180,7 +221,9 @@ export function register(program: Command): void {
           });
           tally = { ...watched, notRecorded: [], damaged: null };
         } else {
-          tally = await reprocessHere(available.map(request), { db, env, progress, debug, patience, updates });
+          tally = await reprocessHere(available.map(request), {
+            db, env, progress, debug, patience, updates, concurrentJobs, workerJobs: way === 'slurm-workers',
+          });
         }
         progress.close();
         printSummary(available.length, tally, opts);
@@ -236,19 +279,34 @@ function printSummary(total: number, tally: Tally, opts: ReprocessOptions): void
  */
 async function reprocessHere(
   requests: RunRequest[],
-  opts: { db: DamnitDb; env: RunEnvironment; progress: ProgressReporter; debug: boolean; patience: DatabasePatience; updates: GuiUpdates },
+  opts: {
+    db: DamnitDb;
+    env: RunEnvironment;
+    progress: ProgressReporter;
+    debug: boolean;
+    patience: DatabasePatience;
+    updates: GuiUpdates;
+    concurrentJobs: number;
+    /** Through warm worker jobs on Slurm (slurm-workers.ts), concurrentJobs of them, rather than here. */
+    workerJobs: boolean;
+  },
 ): Promise<Tally> {
   const { db, env, progress, debug, patience, updates } = opts;
   const { default: PQueue } = await import('p-queue');
-  const { WarmWorkerExecutor } = await import('../../executors/warm-worker.js');
   const { processRun } = await import('../../runs/process-run.js');
   const { DatabaseBusyError, DatabaseDamagedError, explainDatabaseError } = await import('../../db/errors.js');
   const { clusterJobNote, clusterNote } = await import('../reprocess-cluster.js');
-  const concurrency = Math.max(1, Math.min(numberSetting(db.metameta, 'concurrent_jobs'), os.availableParallelism()));
+  // Worker jobs run elsewhere: this machine's cores do not bound them.
+  const concurrency = Math.max(1, opts.workerJobs ? opts.concurrentJobs : Math.min(opts.concurrentJobs, os.availableParallelism()));
   const queue = new PQueue({ concurrency });
-  const executor = new WarmWorkerExecutor(env, {
-    onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
-  });
+  const executor: RunExecutor = opts.workerJobs
+    ? new (await import('../../executors/slurm-workers.js')).SlurmWorkerPool(env, {
+        settings: { get: (key) => (key === 'concurrent_jobs' ? opts.concurrentJobs : db.metameta.get(key)) },
+        onNote: (note) => progress.note(note),
+      })
+    : new (await import('../../executors/warm-worker.js')).WarmWorkerExecutor(env, {
+        onWorkerOutput: debug ? (_stream, line) => progress.note(`[worker] ${line}`) : undefined,
+      });
   let interrupted: NodeJS.Signals | null = null;
   let damaged: DatabaseDamagedError | null = null;
   const problems = new Set<string>();

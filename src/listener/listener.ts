@@ -40,7 +40,7 @@ import { plural } from '../text.js';
 import { describeEvent, type EventSource, type RunEvent, type SourceNotice } from './events.js';
 import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
-import { chooseUpdateBroker, type GuiUpdates } from '../updates/gui-updates.js';
+import { chooseUpdateBroker, type GuiUpdates, type ProcessingOf } from '../updates/gui-updates.js';
 import { LiveRunSettings } from './live-settings.js';
 import { CancelWatcher, type CancelRequest } from '../scheduler/cancel-requests.js';
 import { READY_FACT } from '../supervisor/health.js';
@@ -84,6 +84,8 @@ export class Listener {
   private readonly slurmQueue = new PQueue({ concurrency: 1 });
   private slurmJobs: SlurmJobExecutor | undefined;
   private slurmWorkers: SlurmWorkerPool | undefined;
+  /** process_on slurm: the GUI's processing of each run whose job is on its way, by run. */
+  private readonly slurmProcessing = new Map<number, { id: string; of: ProcessingOf; ended: boolean }>();
   private stopping = false;
 
   private constructor(
@@ -236,7 +238,7 @@ export class Listener {
         // bounds the jobs, whatever this machine's cores.
         this.slurmQueue.concurrency = Math.max(1, numberSetting(this.opts.db.metameta, 'concurrent_jobs'));
         const executor = this.slurmExecutor(run.env);
-        const remaining = this.slurmQueue.add(() => this.processWith(job, run.env, executor, run.release));
+        const remaining = this.slurmQueue.add(() => this.processWith(job, run.env, executor, run.release, true));
         return { ok: true, summary: '', remaining: remaining.then((r) => (r.ok && r.remaining ? r.remaining : r)) };
       }
       return await this.processWith(job, run.env, run.executor, run.release);
@@ -255,7 +257,7 @@ export class Listener {
     if (numberSetting(db.metameta, 'slurm_worker_jobs') !== 0) {
       this.slurmWorkers ??= new SlurmWorkerPool(env, {
         settings: db.metameta,
-        onJobEvent: this.opts.onSlurmJob,
+        onJobEvent: (event) => this.slurmJobEvent(event),
         onNote: (note) => logger.info(note),
       });
       return this.slurmWorkers;
@@ -263,9 +265,25 @@ export class Listener {
     this.slurmJobs ??= new SlurmJobExecutor(env, {
       settings: db.metameta,
       onSubmitted: (req, jobId, log) => logger.child({ run: req.run }).info(`submitted as Slurm job ${jobId} (output in ${log})`),
-      onJobEvent: this.opts.onSlurmJob,
+      onJobEvent: (event) => this.slurmJobEvent(event),
     });
     return this.slurmJobs;
+  }
+
+  /** A run's Slurm job (process_on slurm) as the GUI sees it: PENDING with its id, RUNNING on its node, finished. */
+  private slurmJobEvent(event: SlurmJobEvent): void {
+    this.opts.onSlurmJob?.(event);
+    const entry = this.slurmProcessing.get(event.run);
+    const updates = this.opts.updates;
+    if (!entry || !updates) return;
+    const slurm = { cluster: null, jobId: event.jobId };
+    if (event.phase === 'submitted') updates.processingSubmitted(entry.of, slurm, entry.id);
+    else if (event.phase === 'started') {
+      updates.processingRunning(entry.of, { processingId: entry.id, slurm, who: { hostname: event.host ?? '', username: event.user } });
+    } else {
+      entry.ended = true;
+      updates.processingFinished(entry.id);
+    }
   }
 
   /** `cancel`: the request's runs taken off the queue, or stopped while they run; says what it did. */
@@ -301,7 +319,7 @@ export class Listener {
   }
 
   /** A job with the settings read for it; `release` once it is over, cluster part included. */
-  private async processWith(job: Job, env: RunEnvironment, executor: RunExecutor, release: () => void): Promise<JobResult> {
+  private async processWith(job: Job, env: RunEnvironment, executor: RunExecutor, release: () => void, inSlurm = false): Promise<JobResult> {
     const key = `${job.run}/${job.kind}`;
     const controller = new AbortController();
     this.running.set(key, controller);
@@ -313,7 +331,7 @@ export class Listener {
     await this.refreshContext();
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
-    const gui = this.guiFor(job);
+    const gui = this.guiFor(job, inSlurm);
     const began = performance.now();
     const processLog = ProcessLog.open(this.opts.dir, job.run, job.proposal, (m) => this.warnOnce(m));
     processLog?.write(processingHeader(job.run, job.proposal));
@@ -380,23 +398,36 @@ export class Listener {
    * every processing), RUNNING, then as it goes a PENDING Slurm job for the cluster variables,
    * processing_finished for the local part, and for the job once it has ended.
    */
-  private guiFor(job: Job): { clusterJob: (jobId: string) => void; localDone: () => void; clusterDone: () => void } | null {
+  private guiFor(job: Job, inSlurm: boolean): { clusterJob: (jobId: string) => void; localDone: () => void; clusterDone: () => void } | null {
     const updates = this.opts.updates;
     if (!updates) return null;
     updates.useBroker(chooseUpdateBroker(this.opts.db.metameta, this.opts.updateBrokerOption));
     if (this.variables) updates.variablesSet(this.variables);
     const key = `${job.run}/${job.kind}`;
     const of = { proposal: job.proposal, run: job.run, data: job.kind };
-    const localId = updates.processingRunning(of, { processingId: this.processingIds.get(key) });
-    this.processingIds.delete(key);
-    const clusterIds: string[] = [];
-    return {
-      clusterJob: (jobId) => clusterIds.push(updates.processingSubmitted(of, { cluster: null, jobId })),
-      localDone: () => updates.processingFinished(localId),
+    const clusterJobs: string[] = [];
+    const cluster = {
+      clusterJob: (jobId: string) => clusterJobs.push(updates.processingSubmitted(of, { cluster: null, jobId })),
       clusterDone: () => {
-        for (const id of clusterIds) updates.processingFinished(id);
+        for (const id of clusterJobs) updates.processingFinished(id);
       },
     };
+    if (inSlurm) {
+      // The run's own Slurm job says when it runs where (slurmJobEvent), under the queued id.
+      const entry = { id: this.processingIds.get(key) ?? updates.processingQueued(of), of, ended: false };
+      this.processingIds.delete(key);
+      this.slurmProcessing.set(job.run, entry);
+      return {
+        ...cluster,
+        localDone: () => {
+          this.slurmProcessing.delete(job.run);
+          if (!entry.ended) updates.processingFinished(entry.id);
+        },
+      };
+    }
+    const localId = updates.processingRunning(of, { processingId: this.processingIds.get(key) });
+    this.processingIds.delete(key);
+    return { ...cluster, localDone: () => updates.processingFinished(localId) };
   }
 
   /** When context.py has changed, updates the variable catalogue from it (once per change). */

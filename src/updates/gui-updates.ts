@@ -169,13 +169,16 @@ export class GuiUpdates {
    * A processing running in this process (or in the Slurm job given): RUNNING, said again every
    * HEARTBEAT_MS until it finishes. Returns its processing id.
    */
-  processingRunning(of: ProcessingOf, opts: { processingId?: string; slurm?: { cluster: string | null; jobId: string } } = {}): string {
+  processingRunning(
+    of: ProcessingOf,
+    opts: { processingId?: string; slurm?: { cluster: string | null; jobId: string }; who?: { hostname: string; username: string } } = {},
+  ): string {
     const processingId = opts.processingId ?? randomUUID();
     const message = processingStateMessage({
       processing_id: processingId,
       ...of,
       status: 'RUNNING',
-      ...here(),
+      ...(opts.who ?? here()),
       slurm_cluster: opts.slurm?.cluster ?? null,
       slurm_job_id: opts.slurm?.jobId ?? '',
     });

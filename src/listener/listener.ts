@@ -40,7 +40,9 @@ import { plural } from '../text.js';
 import { describeEvent, type EventSource, type RunEvent, type SourceNotice } from './events.js';
 import { programName } from '../program-name.js';
 import type { VariableInfo } from '../context/protocol.js';
-import { chooseUpdateBroker, type GuiUpdates, type ProcessingOf } from '../updates/gui-updates.js';
+import type { GuiUpdates } from '../updates/gui-updates.js';
+import { chooseUpdateBroker } from '../updates/broker-choice.js';
+import { JobAnnouncer } from './job-announcer.js';
 import { LiveRunSettings } from './live-settings.js';
 import { CancelWatcher, type CancelRequest } from '../scheduler/cancel-requests.js';
 import { READY_FACT } from '../supervisor/health.js';
@@ -73,8 +75,6 @@ export class Listener {
   private contextHash: string | null = null;
   /** The variables of context.py as last loaded; null while it cannot be loaded. */
   private variables: VariableInfo[] | null = null;
-  /** Processing ids of queued or running jobs (`<run>/<kind>`), as the GUI knows them. */
-  private readonly processingIds = new Map<string, string>();
   private readonly warned = new Set<string>();
   /** Jobs running now (`<run>/<kind>`), to cancel them. */
   private readonly running = new Map<string, AbortController>();
@@ -84,8 +84,7 @@ export class Listener {
   private readonly slurmQueue = new PQueue({ concurrency: 1 });
   private slurmJobs: SlurmJobExecutor | undefined;
   private slurmWorkers: SlurmWorkerPool | undefined;
-  /** process_on slurm: the GUI's processing of each run whose job is on its way, by run. */
-  private readonly slurmProcessing = new Map<number, { id: string; of: ProcessingOf; ended: boolean }>();
+  private readonly announcer: JobAnnouncer;
   private stopping = false;
 
   private constructor(
@@ -97,6 +96,7 @@ export class Listener {
     private readonly sources: EventSource[],
   ) {
     this.finished = Promise.all(sources.map((s) => s.ended)).then(() => scheduler.idle());
+    this.announcer = new JobAnnouncer(opts.updates, () => chooseUpdateBroker(opts.db.metameta, opts.updateBrokerOption));
   }
 
   /** Claims the database, resumes unfinished work, and starts the sources. */
@@ -193,10 +193,7 @@ export class Listener {
     if (this.stopping) throw new Error('the backend is stopping');
     const { outcome } = this.scheduler.submit(event, () => db.ensureRun(event.proposal, event.run, { addedAt: event.time }));
     const runLog = logger.child({ run: event.run, data: event.kind });
-    if (outcome !== 'merged' && this.opts.updates) {
-      const key = `${event.run}/${event.kind}`;
-      this.processingIds.set(key, this.opts.updates.processingQueued({ proposal: event.proposal, run: event.run, data: event.kind }, this.processingIds.get(key)));
-    }
+    if (outcome !== 'merged') this.announcer.jobQueued(event);
     if (outcome === 'queued') runLog.info(`arrived (${event.source})`);
     else if (outcome === 'requeued') runLog.info(`arrived again (${event.source}): queued for reprocessing`);
     else runLog.debug(`arrived again (${event.source}) while queued or running: merged`);
@@ -218,10 +215,7 @@ export class Listener {
       run = await this.settings.forNextRun();
     } catch (err) {
       // The run cannot start as the settings are; the backend goes on, and the next run reads them again.
-      const key = `${job.run}/${job.kind}`;
-      const queued = this.processingIds.get(key);
-      this.processingIds.delete(key);
-      if (queued !== undefined) this.opts.updates?.processingFinished(queued);
+      this.announcer.jobDropped(job);
       return { ok: false, reason: `not started: ${(err as Error).message}` };
     }
     let place: ProcessPlace;
@@ -257,7 +251,10 @@ export class Listener {
     if (numberSetting(db.metameta, 'slurm_worker_jobs') !== 0) {
       this.slurmWorkers ??= new SlurmWorkerPool(env, {
         settings: db.metameta,
-        onJobEvent: (event) => this.slurmJobEvent(event),
+        onJobEvent: (event) => {
+          this.opts.onSlurmJob?.(event);
+          this.announcer.slurmJobEvent(event);
+        },
         onNote: (note) => logger.info(note),
       });
       return this.slurmWorkers;
@@ -265,25 +262,12 @@ export class Listener {
     this.slurmJobs ??= new SlurmJobExecutor(env, {
       settings: db.metameta,
       onSubmitted: (req, jobId, log) => logger.child({ run: req.run }).info(`submitted as Slurm job ${jobId} (output in ${log})`),
-      onJobEvent: (event) => this.slurmJobEvent(event),
+      onJobEvent: (event) => {
+          this.opts.onSlurmJob?.(event);
+          this.announcer.slurmJobEvent(event);
+        },
     });
     return this.slurmJobs;
-  }
-
-  /** A run's Slurm job (process_on slurm) as the GUI sees it: PENDING with its id, RUNNING on its node, finished. */
-  private slurmJobEvent(event: SlurmJobEvent): void {
-    this.opts.onSlurmJob?.(event);
-    const entry = this.slurmProcessing.get(event.run);
-    const updates = this.opts.updates;
-    if (!entry || !updates) return;
-    const slurm = { cluster: null, jobId: event.jobId };
-    if (event.phase === 'submitted') updates.processingSubmitted(entry.of, slurm, entry.id);
-    else if (event.phase === 'started') {
-      updates.processingRunning(entry.of, { processingId: entry.id, slurm, who: { hostname: event.host ?? '', username: event.user } });
-    } else {
-      entry.ended = true;
-      updates.processingFinished(entry.id);
-    }
   }
 
   /** `cancel`: the request's runs taken off the queue, or stopped while they run; says what it did. */
@@ -297,10 +281,7 @@ export class Listener {
     for (const run of runs) {
       const runLog = this.opts.logger.child({ run });
       for (const kind of store.cancelPending(this.proposal, run, reason)) {
-        const key = `${run}/${kind}`;
-        const queued = this.processingIds.get(key);
-        this.processingIds.delete(key);
-        if (queued !== undefined) this.opts.updates?.processingFinished(queued);
+        this.announcer.jobDropped({ run, kind });
         const log = ProcessLog.open(this.opts.dir, run, this.proposal, (m) => this.warnOnce(m));
         log?.line(`\n----- Cancelled the queued ${kind} processing of r${run} (p${this.proposal}): ${reason}`);
         log?.close();
@@ -331,7 +312,7 @@ export class Listener {
     await this.refreshContext();
     const req: RunRequest = { proposal: job.proposal, run: job.run, runData: job.kind, mock: false, match: [], cluster: 'include' };
     const runLog = this.opts.logger.child({ run: job.run, data: job.kind });
-    const gui = this.guiFor(job, inSlurm);
+    const gui = this.announcer.jobStarting(job, this.variables, inSlurm);
     const began = performance.now();
     const processLog = ProcessLog.open(this.opts.dir, job.run, job.proposal, (m) => this.warnOnce(m));
     processLog?.write(processingHeader(job.run, job.proposal));
@@ -391,43 +372,6 @@ export class Listener {
     if (this.warned.has(key)) return;
     this.warned.add(key);
     this.opts.logger.warn(message);
-  }
-
-  /**
-   * What the GUI hears of a job, in the reference's order: the variables (it sends them before
-   * every processing), RUNNING, then as it goes a PENDING Slurm job for the cluster variables,
-   * processing_finished for the local part, and for the job once it has ended.
-   */
-  private guiFor(job: Job, inSlurm: boolean): { clusterJob: (jobId: string) => void; localDone: () => void; clusterDone: () => void } | null {
-    const updates = this.opts.updates;
-    if (!updates) return null;
-    updates.useBroker(chooseUpdateBroker(this.opts.db.metameta, this.opts.updateBrokerOption));
-    if (this.variables) updates.variablesSet(this.variables);
-    const key = `${job.run}/${job.kind}`;
-    const of = { proposal: job.proposal, run: job.run, data: job.kind };
-    const clusterJobs: string[] = [];
-    const cluster = {
-      clusterJob: (jobId: string) => clusterJobs.push(updates.processingSubmitted(of, { cluster: null, jobId })),
-      clusterDone: () => {
-        for (const id of clusterJobs) updates.processingFinished(id);
-      },
-    };
-    if (inSlurm) {
-      // The run's own Slurm job says when it runs where (slurmJobEvent), under the queued id.
-      const entry = { id: this.processingIds.get(key) ?? updates.processingQueued(of), of, ended: false };
-      this.processingIds.delete(key);
-      this.slurmProcessing.set(job.run, entry);
-      return {
-        ...cluster,
-        localDone: () => {
-          this.slurmProcessing.delete(job.run);
-          if (!entry.ended) updates.processingFinished(entry.id);
-        },
-      };
-    }
-    const localId = updates.processingRunning(of, { processingId: this.processingIds.get(key) });
-    this.processingIds.delete(key);
-    return { ...cluster, localDone: () => updates.processingFinished(localId) };
   }
 
   /** When context.py has changed, updates the variable catalogue from it (once per change). */

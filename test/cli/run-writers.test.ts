@@ -39,8 +39,8 @@ print(json.dumps(out))
 describe('two reprocess and a listen writing the same runs at once', () => {
   test(`keep every value in the file and the database, ${ROUNDS} rounds`, async () => {
     const root = path.join(tmp.dir, 'writers');
-    const roundFile = path.join(root, 'round');
-    writeFileSync(roundFile, '0', { flag: 'w' });
+    const roundFile = path.join(tmp.dir, 'round');
+    writeFileSync(roundFile, '0');
     const read = `int(open(${JSON.stringify(roundFile)}).read())`;
     const context = `from damnit_ctx import Variable
 

@@ -169,7 +169,8 @@ class RunFileWriter:
                     error = failure
             if error is not None:
                 _write_error(self._open(), name, error)
-            self._open().flush()
+            if self._file is not None:  # else closed by the NetCDF write, which flushed it
+                self._file.flush()
             self._mark(True)
         return failure
 
@@ -189,12 +190,12 @@ class RunFileWriter:
                 adopted = _adoptable_stagings(self.path, exclude=self.staging)
                 if before_merge is not None:
                     before_merge(adopted)
-                self._close()
-                sources = [s for s in adopted] + [self.path]
+                    self._mark(False)  # the merge below changes the staging again
                 taken = set(self.names)
-                with h5py.File(self.staging, "r+") as dest:
-                    for source in sources:
-                        taken |= _copy_other_entries(source, dest, taken)
+                dest = self._open()
+                for source in adopted + [self.path]:
+                    taken |= _copy_other_entries(source, dest, taken)
+                self._close()
                 _fsync_path(self.staging)
                 # Its mode and group come from the umask and the setgid directory, as the
                 # database directory's sharing says (the orchestrator's umask, inherited).

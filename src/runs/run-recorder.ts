@@ -1,20 +1,24 @@
 /**
  * Records a run's results in runs.sqlite as they come: each variable once the run has staged
  * it for its HDF5 file, so that a run stopped midway loses nothing it finished. Results that
- * arrive together (a fast run sends several in one read) go in one transaction, so a quick run
- * costs about one write, as before. Writes wait for a locked database through DatabasePatience.
+ * arrive within BATCH_MS of each other go in one transaction (each costs the journal's fsyncs),
+ * so a quick run costs one write, as before. Writes wait for a locked database through
+ * DatabasePatience.
  */
 import type { VariableResultMessage } from '../context/protocol.js';
 import type { DamnitDb } from '../db/database.js';
 import type { DatabasePatience } from '../db/patience.js';
 import { describeRun, type RunRequest } from './run-request.js';
 
+/** How long a result waits for others to share its transaction. */
+const BATCH_MS = 100;
+
 export class RunRecorder {
   private pending: VariableResultMessage[] = [];
   private startTime: number | null = null;
   private readonly recorded = new Set<VariableResultMessage>();
   private chain: Promise<void> = Promise.resolve();
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
   private failure: unknown;
 
   constructor(
@@ -23,12 +27,12 @@ export class RunRecorder {
     private readonly patience?: DatabasePatience,
   ) {}
 
-  /** A variable's result, recorded at the next turn of the event loop. */
+  /** A variable's result, recorded within BATCH_MS. */
   readonly add = (result: VariableResultMessage): void => {
     if (this.recorded.has(result)) return;
     this.recorded.add(result);
     this.pending.push(result);
-    this.schedule();
+    this.schedule(BATCH_MS);
   };
 
   /**
@@ -38,22 +42,27 @@ export class RunRecorder {
    */
   async finish(results: readonly VariableResultMessage[] = [], startTime: number | null = null): Promise<void> {
     for (const result of results) this.add(result);
-    if (startTime !== null) {
-      this.startTime = startTime;
-      this.schedule();
-    }
+    if (startTime !== null) this.startTime = startTime;
+    this.schedule(0);
     await this.chain;
     if (this.failure !== undefined) throw this.failure;
   }
 
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    this.chain = this.chain.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(() => this.flush());
+  /** A write of what is pending after `delayMs` (0: now, taking over a later one). */
+  private schedule(delayMs: number): void {
+    if (this.timer !== undefined) {
+      if (delayMs > 0) return;
+      clearTimeout(this.timer);
+    }
+    const write = (): void => {
+      this.timer = undefined;
+      this.chain = this.chain.then(() => this.flush());
+    };
+    if (delayMs > 0) this.timer = setTimeout(write, delayMs);
+    else write();
   }
 
   private async flush(): Promise<void> {
-    this.scheduled = false;
     const variables = this.pending.splice(0);
     const startTime = this.startTime;
     this.startTime = null;

@@ -31,6 +31,7 @@ import os
 import signal
 import socket
 import threading
+import time
 
 import h5py
 import numpy as np
@@ -48,6 +49,10 @@ PROVENANCE = "context.py"
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 TEMP_MARK = ".writing-"
 CONSISTENT_MARK = ".ok"
+# Left by a commit that applied a dead writer's staging, for `salvage` of that writer to find.
+APPLIED_MARK = ".applied"
+# Marks no salvage came for (its orchestrator was killed too) are removed after this long.
+APPLIED_MARK_KEPT_S = 3600
 
 
 class StoreError(TypeError):
@@ -113,7 +118,7 @@ class RunFileWriter:
     def __init__(self, path):
         self.path = os.path.abspath(path)
         self.directory = os.path.dirname(self.path)
-        self.staging = "%s%s%s-%d" % (self.path, TEMP_MARK, socket.gethostname(), os.getpid())
+        self.staging = staging_path(self.path, os.getpid())
         self._file = None
         self._started = False
         self.names = set()  # the entries this writer replaces
@@ -203,6 +208,7 @@ class RunFileWriter:
                 _fsync_path(self.directory)
                 for stale in adopted:
                     _remove_staging(stale)
+                    os.close(os.open(stale + APPLIED_MARK, os.O_WRONLY | os.O_CREAT, 0o666))
             _unlink(self.staging + CONSISTENT_MARK)
         return adopted
 
@@ -218,6 +224,20 @@ def _unlink(path):
         pass
 
 
+def staging_path(path, pid):
+    """The staging file of the writer `pid` on this host for the run file `path`."""
+    return "%s%s%s-%d" % (os.path.abspath(path), TEMP_MARK, socket.gethostname(), pid)
+
+
+def take_applied_mark(staging):
+    """Whether a commit has applied `staging` (its writer died); forgets it."""
+    try:
+        os.unlink(staging + APPLIED_MARK)
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def _remove_staging(staging):
     _unlink(staging)
     _unlink(staging + CONSISTENT_MARK)
@@ -230,6 +250,9 @@ def _adoptable_stagings(path, exclude):
     prefix = path + TEMP_MARK + host + "-"
     found = []
     for staging in glob.glob(glob.escape(path) + TEMP_MARK + "*"):
+        if staging.endswith(APPLIED_MARK):
+            _remove_old_mark(staging)
+            continue
         if staging == exclude or staging.endswith(CONSISTENT_MARK) or not staging.startswith(prefix):
             continue
         pid = staging[len(prefix):]
@@ -241,6 +264,14 @@ def _adoptable_stagings(path, exclude):
             log.warning("Removing %s, left incomplete by a writer that was stopped", staging)
             _remove_staging(staging)
     return [staging for _, staging in sorted(found)]
+
+
+def _remove_old_mark(mark):
+    try:
+        if time.time() - os.path.getmtime(mark) > APPLIED_MARK_KEPT_S:
+            os.unlink(mark)
+    except OSError:
+        pass
 
 
 def _readable(path):

@@ -36,6 +36,7 @@ def parse_args(argv):
     parser.add_argument("--interrupted")
     parser.add_argument("--reason", default="the run was stopped")
     parser.add_argument("--recorded", action="append", default=[])
+    # The stopped run's process: waited for, and its staging recognised if already applied.
     parser.add_argument("--wait-for", type=int)
     return parser.parse_args(argv)
 
@@ -65,9 +66,13 @@ def main(channel, argv):
     lost = []
 
     def before_merge(adopted):
+        stopped = None if args.wait_for is None else h5writer.staging_path(args.out, args.wait_for)
         staged = set()
         for staging in adopted:
             staged |= h5writer.entry_names_of(staging)
+        # Another writer's commit may have applied the stopped run's staging already.
+        if stopped is not None and stopped not in adopted and h5writer.take_applied_mark(stopped):
+            staged |= set(args.recorded)
         lost.extend(name for name in args.recorded if name not in staged and name != args.interrupted)
         for name in lost:
             writer.add(name, error=RunStopped(LOST))

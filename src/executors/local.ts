@@ -58,7 +58,7 @@ export class FreshProcessExecutor implements RunExecutor {
         if (message.kind === 'run_finished' || message.kind === 'fatal') {
           await shim.exited;
           const outcome = outcomeOf(message, progress.reported);
-          return outcome.ok ? outcome : await keepWhatFinished(this.env, req, progress, outcome, outcome.reason);
+          return outcome.ok ? outcome : await keepWhatFinished(this.env, req, progress, outcome, outcome.reason, shim.pid);
         }
       }
       return { ok: false, reason: 'the Python shim ended without a result' };
@@ -68,7 +68,7 @@ export class FreshProcessExecutor implements RunExecutor {
       if (!(err instanceof ShimError)) throw err;
       const reason = cancelled ?? (err.reason === 'timeout' ? timeLimitReason(this.env) : err.message);
       const why = cancelled ?? (err.reason === 'timeout' ? reason : stoppedBecause(err.message));
-      return keepWhatFinished(this.env, req, progress, { reason, detail: err.stderrTail || undefined }, why);
+      return keepWhatFinished(this.env, req, progress, { reason, detail: err.stderrTail || undefined }, why, shim.pid);
     } finally {
       opts.signal?.removeEventListener('abort', cancel);
     }

@@ -110,15 +110,15 @@ export class PtyExecutor implements RunExecutor {
     if (outcome?.ok) return outcome;
     const progress = new RunProgress();
     for (const message of messages) progress.onMessage(message);
-    if (outcome) return keepWhatFinished(this.env, req, progress, outcome);
-    if (timedOut) return keepWhatFinished(this.env, req, progress, { reason: timeLimitReason(this.env), detail });
+    if (outcome) return keepWhatFinished(this.env, req, progress, outcome, outcome.reason, terminal.pid);
+    if (timedOut) return keepWhatFinished(this.env, req, progress, { reason: timeLimitReason(this.env), detail }, timeLimitReason(this.env), terminal.pid);
     const signalName = exit.signal
       ? ((Object.entries(os.constants.signals).find(([, n]) => n === exit.signal)?.[0] ?? null) as NodeJS.Signals | null)
       : null;
     const how = describeExit({ code: signalName ? null : exit.exitCode, signal: signalName, timedOut: false }, 0);
     const last = output.split('\n').filter((line) => line.trim() !== '').at(-1);
     const reason = `the Python shim (run) ${how} before it reported a result${last ? ` (last output: ${last.trim().slice(0, 300)})` : ''}`;
-    return keepWhatFinished(this.env, req, progress, { reason, detail }, stoppedBecause(`its process ${how}`));
+    return keepWhatFinished(this.env, req, progress, { reason, detail }, stoppedBecause(`its process ${how}`), terminal.pid);
   }
 
   async close(): Promise<void> {

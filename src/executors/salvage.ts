@@ -59,7 +59,8 @@ export class RunProgress {
  * The outcome of a run that ended without finishing (`failure`), once what it staged is in the
  * run's file: its variables are those it reported, then errors for the one it was computing
  * (saying `why`) and for any value that did not survive. Call once the run's process is gone
- * or going (`writerPid`: salvage waits for it to end).
+ * or going (`writerPid`, the run's process: salvage waits for it to end, and knows its staging
+ * when another writer has applied it meanwhile).
  */
 export async function keepWhatFinished(
   env: RunEnvironment,

@@ -1,16 +1,18 @@
 // The run's staging file (h5writer.py): a writer killed with nobody to salvage after it leaves
 // a consistent staging, which the next writer of that run applies before its own changes; a
-// writer's commit keeps the entries of other writers, NetCDF groups readable with xarray.
+// writer's commit keeps the entries of other writers, NetCDF groups readable with xarray; the
+// stopped run's `salvage` coming after that loses nothing.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
 import { makeTempDir } from '../helpers/cli.js';
 import { TEST_PYTHON } from '../helpers/paths.js';
 import { entry, h5dump, pythonJson } from '../helpers/python.js';
-import { h5PathFor, HEADER, runOk, shimArgs, writeContext } from './runner-helpers.js';
+import { h5PathFor, HEADER, readChannel, runOk, SHIM, shimArgs, writeContext } from './runner-helpers.js';
 
 const tmp = makeTempDir('damnit-staging-');
 after(() => tmp.cleanup());
@@ -73,6 +75,19 @@ describe('run: a writer killed with nobody to salvage after it', () => {
       [h5PathFor(dir)],
     );
     assert.deepEqual(trace, [0, 2, 4, 6, 8]);
+
+    // The stopped run's salvage, coming after that writer: nothing is lost, `stall` is an error.
+    const channel = path.join(dir, 'salvage.jsonl');
+    const salvage = await execa(TEST_PYTHON, [
+      SHIM, '--channel', `file:${channel}`, 'salvage', '--out', h5PathFor(dir), '--wait-for', String(child.pid),
+      '--recorded', 'scalar', '--recorded', 'trace', '--interrupted', 'stall', '--reason', 'stopped by the test',
+    ], { cwd: dir, reject: false });
+    assert.equal(salvage.exitCode, 0, salvage.stderr);
+    assert.deepEqual(readChannel(channel).at(-1), { protocol: 1, kind: 'salvaged', adopted: 0, lost: [] });
+    dump = await h5dump(h5PathFor(dir));
+    assert.equal(entry(dump, 'scalar/data').value, 2);
+    assert.equal(entry(dump, '.errors/stall').value, 'stopped by the test');
+    assert.ok(!dump.has('stall/data'));
     assert.deepEqual(readdirSync(path.join(dir, 'extracted_data')).filter((f) => !f.startsWith('.')), ['p1234_r1.h5']);
   });
 });

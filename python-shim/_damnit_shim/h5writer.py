@@ -59,26 +59,6 @@ class StoreError(TypeError):
     """A result that passed validation but that HDF5 or NetCDF refused to store."""
 
 
-def write_run_file(path, results, errors, start_time):
-    """Write `results` ({name: (Result, Summary or None)}) and `errors` ({name: exception})
-    into the run file at `path` in one commit. Returns {name: StoreError} for results that
-    could not be stored: those are written as errors instead."""
-    writer = RunFileWriter(path)
-    failures = {}
-    try:
-        for name, (result, summary) in results.items():
-            failure = writer.add(name, result=result, summary=summary)
-            if failure is not None:
-                failures[name] = failure
-        for name, error in errors.items():
-            writer.add(name, error=error)
-        writer.commit(start_time)
-    except BaseException:
-        writer.abort()
-        raise
-    return failures
-
-
 def run_lock_path(path):
     directory, base = os.path.split(os.path.abspath(path))
     return os.path.join(directory, "." + base + ".lock")

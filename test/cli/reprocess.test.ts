@@ -136,15 +136,16 @@ describe('reprocess: selection, failures and what they leave behind', () => {
         '@Variable(title="Run")\ndef number(run, n: "meta#run_number"):\n    return n\n\n' +
         '@Variable(title="Slow")\ndef slow(run, n: "meta#run_number"):\n    if n == 2:\n        time.sleep(600)\n    return 1\n',
     );
-    assert.equal((await runCli(['db-config', '--num', 'run_timeout', '3'], { cwd: db })).code, 0);
+    // Long enough for the worker's start and the fast run on a loaded machine.
+    assert.equal((await runCli(['db-config', '--num', 'run_timeout', '10'], { cwd: db })).code, 0);
     const res = await runCli(['reprocess', '1', '2'], { cwd: db });
     assert.equal(res.code, 1, res.stdout + res.stderr);
-    assert.match(res.stderr, /r2 \(p1234\): FAILED .*time limit of 0:00:03 \(db-config run_timeout\) while computing 'slow'; 1 finished variable kept/);
+    assert.match(res.stderr, /r2 \(p1234\): FAILED .*time limit of 0:00:10 \(db-config run_timeout\) while computing 'slow'; 1 finished variable kept/);
     assert.match(res.stdout, /Processed 2 runs: 1 ok, 1 failed/);
     assert.equal(valueOf(db, 1, 'slow'), 1);
     assert.equal(valueOf(db, 2, 'number'), 2, 'the stopped run keeps what it finished');
     const slow = rows(db).find((r) => r.run === 2 && r.name === 'slow');
-    assert.match(JSON.parse(slow?.attributes ?? '{}').error, /^stopped after the run time limit of 0:00:03/);
+    assert.match(JSON.parse(slow?.attributes ?? '{}').error, /^stopped after the run time limit of 0:00:10/);
   });
 
   test('a process killed mid-run keeps what it finished, the variable it was in an error, in both files; the next reprocess succeeds', async () => {

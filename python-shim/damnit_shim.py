@@ -3,6 +3,7 @@
     python damnit_shim.py --channel fd:3 describe CONTEXT_FILE
     python damnit_shim.py --channel fd:3 run CONTEXT_FILE [run options]
     python damnit_shim.py --channel fd:3 worker --socket PATH   (warm fork server)
+    python damnit_shim.py --channel fd:3 salvage --out H5PATH ...   (what a stopped run staged)
     python damnit_shim.py array-task TASKS_FILE   (Slurm array task: the arguments of its run)
     python damnit_shim.py remote-worker --connect HOST:PORT --token-file PATH   (warm worker in a Slurm job)
 
@@ -23,6 +24,7 @@ COMMANDS = {
     "describe": "_damnit_shim.describe",
     "run": "_damnit_shim.runner",
     "worker": "_damnit_shim.worker",
+    "salvage": "_damnit_shim.salvage",
 }
 
 

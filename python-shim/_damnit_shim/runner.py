@@ -4,10 +4,11 @@
         --run-data raw|proc|all --proposal-path PATH --out H5PATH
         [--mock] [--match S]... [--cluster include|exclude|only] [--mymdc-source SPEC]
 
-Messages: run_started, then (only once the HDF5 file is safely in place) one
-variable_result per stored or failed variable, then run_finished (with --cluster exclude,
-it names the cluster variables left for a Slurm job); or a single `fatal`
-when the run cannot be processed at all. Execution follows contract section 5;
+Messages: run_started; for each stored variable, variable_started before it runs and, once
+its result or error is staged for the HDF5 file, variable_result (none for a variable that
+returned None); then, once the run's file is committed, run_finished (with --cluster exclude,
+it names the cluster variables left for a Slurm job); or a single `fatal` when the run cannot
+be processed at all. A run stopped midway leaves its staged variables for `salvage`. Execution follows contract section 5;
 results and summaries are made in results.py, the file is written by h5writer.py.
 The orchestrator records the database rows from these messages.
 """
@@ -114,17 +115,21 @@ class RunContext:
     """What `meta#`, `mymdc#` and `param#` arguments are made from. The backend has no
     parameter values; a Pipeline may give some."""
 
-    def __init__(self, proposal, run_number, proposal_path, mymdc_spec, params=None):
+    def __init__(self, proposal, run_number, proposal_path, mymdc_spec, params=None,
+                 mock=False):
         self.proposal = proposal
         self.run_number = run_number
-        self.proposal_path = Path(proposal_path)
+        # A mock run has no files, so no proposal directory either (as the reference's mock
+        # run): a variable that would read the proposal's files fails at once.
+        self.proposal_path = "" if mock or not proposal_path else Path(proposal_path)
+        self._mymdc_path = proposal_path
         self.params = params or {}
         self._mymdc_spec = mymdc_spec
         self._mymdc = None
 
     def mymdc_field(self, field):
         if self._mymdc is None:
-            self._mymdc = mymdc.make_source(self._mymdc_spec, self.proposal, self.proposal_path)
+            self._mymdc = mymdc.make_source(self._mymdc_spec, self.proposal, self._mymdc_path)
         return self._mymdc.field(self.run_number, field)
 
     def meta(self, annotation):
@@ -184,63 +189,73 @@ def _arguments(var, dep_values, dep_names, run_context):
     return kwargs, missing, missing_params
 
 
-def execute(loaded, names, run, run_context, label=""):
+def execute(loaded, names, run, run_context, label="", on_start=None, on_done=None):
     """Compute `names` in order; returns {name: Outcome} for non-transient variables. Log
-    lines start with `[label] ` (a Pipeline's name) when a label is given."""
+    lines start with `[label] ` (a Pipeline's name) when a label is given. `on_start(name)`
+    and `on_done(name, outcome)` are told about each non-transient variable as it goes."""
     prefix = "[%s] " % label if label and label != "default" else ""
     dep_values = {}  # what dependants receive
     errors = {}  # including transient variables', for dependants' messages
     outcomes = {}
     for name in names:
         var = loaded.variables[name]
+        if on_start is not None and not var.transient:
+            on_start(name)
         start = time.perf_counter()
-        try:
-            kwargs, missing, missing_params = _arguments(var, dep_values, names, run_context)
-            if missing:
-                log.warning("%sSkipping %s because of missing dependencies: %s",
-                            prefix, name, ", ".join(missing))
-                dep_errors = [(dep, errors[dep]) for dep in missing if dep in errors]
-                if dep_errors:
-                    error = DependencyError(dep_errors)
-                    if all(isinstance(e, Skip) for _, e in dep_errors):
-                        error = Skip(str(error))
-                else:
-                    error = Skip("Dependencies returned no data:"
-                                 + "".join("\n- '%s'" % dep for dep in missing))
-                errors[name] = error
-                outcomes[name] = Outcome(name, error=error)
-                continue
-            if missing_params:
-                # As the reference: no error either, so nothing stored changes.
-                log.warning("%sSkipping %s because of missing parameter values: %s",
-                            prefix, name, ", ".join(missing_params))
-                outcomes[name] = Outcome(name)
-                continue
-            returned = var.func(run, **kwargs)
-            if var.transient:
-                value = results.transient_value(returned)
-                result = None
-            else:
-                result = results.make_result(returned, var)
-                value = result.data
-        except (Exception, SystemExit) as e:
-            sys.stdout.flush()
-            if isinstance(e, Skip):
-                log.error("%sSkipped %s: %s", prefix, name, e)
-            else:
-                log.error("%sCould not get data for %s", prefix, name, exc_info=True)
-            errors[name] = e
-            outcomes[name] = Outcome(name, time.perf_counter() - start, error=e)
-            continue
-        # User output printed by the function goes before our log line.
-        sys.stdout.flush()
-        duration = time.perf_counter() - start
-        log.info("%sComputed %s in %.03f s", prefix, name, duration)
-        if value is not None:
-            dep_values[name] = value
-        outcomes[name] = Outcome(name, duration, result=result)
+        _compute(var, name, names, run, run_context, prefix, start, dep_values, errors, outcomes)
+        if on_done is not None and not var.transient:
+            on_done(name, outcomes[name])
 
     return {name: o for name, o in outcomes.items() if not loaded.variables[name].transient}
+
+
+def _compute(var, name, names, run, run_context, prefix, start, dep_values, errors, outcomes):
+    """One variable of `execute`: its Outcome in `outcomes`, its value in `dep_values`."""
+    try:
+        kwargs, missing, missing_params = _arguments(var, dep_values, names, run_context)
+        if missing:
+            log.warning("%sSkipping %s because of missing dependencies: %s",
+                        prefix, name, ", ".join(missing))
+            dep_errors = [(dep, errors[dep]) for dep in missing if dep in errors]
+            if dep_errors:
+                error = DependencyError(dep_errors)
+                if all(isinstance(e, Skip) for _, e in dep_errors):
+                    error = Skip(str(error))
+            else:
+                error = Skip("Dependencies returned no data:"
+                             + "".join("\n- '%s'" % dep for dep in missing))
+            errors[name] = error
+            outcomes[name] = Outcome(name, error=error)
+            return
+        if missing_params:
+            # As the reference: no error either, so nothing stored changes.
+            log.warning("%sSkipping %s because of missing parameter values: %s",
+                        prefix, name, ", ".join(missing_params))
+            outcomes[name] = Outcome(name)
+            return
+        returned = var.func(run, **kwargs)
+        if var.transient:
+            value = results.transient_value(returned)
+            result = None
+        else:
+            result = results.make_result(returned, var)
+            value = result.data
+    except (Exception, SystemExit) as e:
+        sys.stdout.flush()
+        if isinstance(e, Skip):
+            log.error("%sSkipped %s: %s", prefix, name, e)
+        else:
+            log.error("%sCould not get data for %s", prefix, name, exc_info=True)
+        errors[name] = e
+        outcomes[name] = Outcome(name, time.perf_counter() - start, error=e)
+        return
+    # User output printed by the function goes before our log line.
+    sys.stdout.flush()
+    duration = time.perf_counter() - start
+    log.info("%sComputed %s in %.03f s", prefix, name, duration)
+    if value is not None:
+        dep_values[name] = value
+    outcomes[name] = Outcome(name, duration, result=result)
 
 
 def _open(args, names, loaded):
@@ -274,6 +289,36 @@ def _start_time(args, run):
     except Exception:
         log.warning("Could not find the run's start time", exc_info=True)
         return None
+
+
+class _WriteError(Exception):
+    """Staging a variable failed: the run cannot go on writing its file."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+        self.traceback = traceback.format_exc()
+
+
+def _stage(channel, writer, name, outcome):
+    """Stages a finished variable for the run's file and reports it; one that returned None
+    (nothing stored, the previous value stays) is not reported."""
+    error = outcome.error
+    summary = None
+    try:
+        if error is None:
+            if outcome.result is None:
+                return
+            summary = results.summarise(outcome.result, name)
+            if summary is None and outcome.result.data is None and outcome.result.preview is None:
+                return
+            error = writer.add(name, result=outcome.result, summary=summary)
+        else:
+            writer.add(name, error=error)
+    except Exception as e:
+        raise _WriteError(e)
+    fields = results.error_fields(error) if error is not None else results.message_fields(summary)
+    channel.send("variable_result", name=name, duration_s=outcome.duration, **fields)
 
 
 def main(channel, argv):
@@ -322,38 +367,26 @@ def _run(channel, args):
     channel.send("run_started", proposal=args.proposal, run=args.run, run_data=args.run_data,
                  variables=stored_names)
 
-    run_context = RunContext(args.proposal, args.run, args.proposal_path, args.mymdc_source)
-    outcomes = execute(loaded, names, run, run_context)
-    start_time = _start_time(args, run)
-
-    to_store = {}
-    for name, outcome in outcomes.items():
-        if outcome.result is None:
-            continue
-        outcome.summary = results.summarise(outcome.result, name)
-        if outcome.summary is not None or outcome.result.data is not None \
-                or outcome.result.preview is not None:
-            to_store[name] = (outcome.result, outcome.summary)
-    errors = {name: o.error for name, o in outcomes.items() if o.error is not None}
-
-    log.info("Writing %d variables to %s", len(to_store) + len(errors), args.out)
+    run_context = RunContext(args.proposal, args.run, args.proposal_path, args.mymdc_source,
+                             mock=args.mock)
+    writer = h5writer.RunFileWriter(args.out)
     try:
-        failures = h5writer.write_run_file(args.out, to_store, errors, start_time)
+        execute(loaded, names, run, run_context,
+                on_start=lambda name: channel.send("variable_started", name=name),
+                on_done=lambda name, outcome: _stage(channel, writer, name, outcome))
+        start_time = _start_time(args, run)
+        log.info("Writing %d variables to %s", len(writer.names), args.out)
+        writer.commit(start_time)
+    except _WriteError as e:
+        # What was staged stays for `salvage`, as after a kill.
+        channel.send("fatal", traceback=e.traceback,
+                     message="Could not write %s: %s" % (args.out, results.error_message(e.error)))
+        return 1
     except Exception as e:
         channel.send("fatal", traceback=traceback.format_exc(),
                      message="Could not write %s: %s" % (args.out, results.error_message(e)))
         return 1
 
-    for name in stored_names:
-        outcome = outcomes[name]
-        error = failures.get(name, outcome.error)
-        if error is not None:
-            fields = results.error_fields(error)
-        elif name in to_store:
-            fields = results.message_fields(outcome.summary)
-        else:
-            continue  # returned None: nothing stored, the previous value stays
-        channel.send("variable_result", name=name, duration_s=outcome.duration, **fields)
     channel.send("run_finished", proposal=args.proposal, run=args.run, start_time=start_time,
                  h5_path=os.path.abspath(args.out),
                  cluster_left_out=left_out_cluster(loaded, args, raw_only))

@@ -111,6 +111,23 @@ export const RunStartedMessage = z.object({
   variables: z.array(z.string()),
 });
 
+/** A stored variable of the run is about to be computed (the one a stopped run was in). */
+export const VariableStartedMessage = z.object({
+  ...base,
+  kind: z.literal('variable_started'),
+  name: z.string(),
+});
+
+/** `salvage` applied what a stopped run had staged to the run's HDF5 file. */
+export const SalvagedMessage = z.object({
+  ...base,
+  kind: z.literal('salvaged'),
+  /** How many staging files of stopped writers were applied. */
+  adopted: z.number().int(),
+  /** Variables reported as computed whose values did not survive: now errors in the file. */
+  lost: z.array(z.string()),
+});
+
 export const RunFinishedMessage = z.object({
   ...base,
   kind: z.literal('run_finished'),
@@ -173,7 +190,9 @@ export const ShimMessage = z.discriminatedUnion('kind', [
   ContextMessage,
   LoadErrorMessage,
   RunStartedMessage,
+  VariableStartedMessage,
   VariableResultMessage,
+  SalvagedMessage,
   RunFinishedMessage,
   FatalMessage,
   WorkerReadyMessage,

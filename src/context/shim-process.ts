@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { CliError } from '../cli/errors.js';
 import { parseShimMessage, ProtocolError, type ShimMessage } from './protocol.js';
 
-export type ShimCommand = 'describe' | 'run' | 'worker';
+export type ShimCommand = 'describe' | 'run' | 'worker' | 'salvage';
 export type OutputStream = 'stdout' | 'stderr';
 
 /** Time between SIGTERM and SIGKILL when stopping a shim. */

@@ -29,7 +29,7 @@ export const CONFIG_KEYS = [
   { name: 'slurm_worker_start', description: 'seconds a worker job may wait in the queue before runs go to one job each instead', default: 120 },
   { name: 'noncluster_mem', description: 'memory of a Slurm job that processes a run (process_on slurm; --mem), e.g. 25G', default: '25G' },
   { name: 'slurm_time', description: 'time limit of a Slurm job (--time)', default: '02:00:00' },
-  { name: 'run_timeout', description: 'seconds the variables of one run may take before that run is stopped', default: 3600 },
+  { name: 'run_timeout', description: 'seconds the variables of one run may take before that run is stopped; unset: slurm_time', default: null },
   { name: 'db_busy_timeout', description: 'seconds a command waits for runs.sqlite while another process holds it locked, before it gives up', default: 300 },
   { name: 'context_load_timeout', description: 'seconds loading context.py may take', default: 60 },
   { name: 'proposal_path', description: 'proposal root directory, overriding the one found by convention (three levels above this directory)', default: null },

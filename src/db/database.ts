@@ -56,6 +56,11 @@ export interface DamnitDb {
   close(): void;
 }
 
+/** SQLite's ORDER BY of text (BINARY collation): by UTF-8 bytes, not by locale. */
+function byUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
 /** A fresh database ID: 40 random hex characters, as the reference's token_hex(20). */
 export function newDbId(): string {
   return randomBytes(20).toString('hex');
@@ -94,9 +99,19 @@ function storedSummary(summary: SummaryValue | null): bigint | number | string |
   }
 }
 
+/** The variable names the wide views show, as of one schema version of the database. */
+interface ViewColumns {
+  schemaVersion: number;
+  names: Set<string>;
+  /** The views hold as many variables as they can: a name beyond that never gets a column. */
+  full: boolean;
+}
+
 class SqliteDamnitDb implements DamnitDb {
   readonly metameta: Metameta;
   private readonly statements;
+  /** Kept while no process changes the schema (any view rebuild does), so a record reads no names. */
+  private viewColumns: ViewColumns | undefined;
 
   constructor(
     readonly dir: DatabaseDir,
@@ -143,6 +158,8 @@ class SqliteDamnitDb implements DamnitDb {
         'INSERT OR IGNORE INTO variables (name, type, title, description, attributes) ' +
           'VALUES (@name, @type, @title, @description, @attributes)',
       ),
+      schemaVersion: conn.prepare<[], number>('PRAGMA schema_version').pluck(),
+      viewColumns: conn.prepare<[], string>("SELECT name FROM pragma_table_info('max_diffs')").pluck(),
       recordedNames: conn.prepare<[], { name: string }>(
         'SELECT DISTINCT name FROM run_variables WHERE name IS NOT NULL ORDER BY name',
       ),
@@ -186,20 +203,50 @@ class SqliteDamnitDb implements DamnitDb {
     }
   }
 
-  private rebuildViews(): void {
-    this.connection.exec(buildViewsSql(this.variableNames()));
+  /**
+   * The names the views show now: read from the `max_diffs` view's columns when another write
+   * (of this process or another) has changed the schema since the last look, else remembered.
+   */
+  private shownNames(): ViewColumns {
+    const schemaVersion = this.statements.schemaVersion.get() as number;
+    if (this.viewColumns?.schemaVersion !== schemaVersion) {
+      const columns = this.statements.viewColumns.all().slice(2); // after proposal, run
+      this.viewColumns = { schemaVersion, names: new Set(columns), full: columns.length >= VIEW_MAX_VARIABLES };
+    }
+    return this.viewColumns;
+  }
+
+  /**
+   * Rebuilds the views when `names` holds one they do not show yet; touches nothing otherwise.
+   * The views show every name recorded or catalogued (each writer keeps them so), so the new
+   * list is the catalogue and the names shown plus the new ones: no scan of run_variables,
+   * except once the views are full, where which names fit depends on all of them.
+   */
+  private addToViews(names: Iterable<string>): void {
+    const shown = this.shownNames();
+    if (shown.full) return;
+    const added = [...new Set(names)].filter((name) => !shown.names.has(name));
+    if (added.length === 0) return;
+    const catalogue = this.statements.catalogueNames.all().map((row) => row.name);
+    const inCatalogue = new Set(catalogue);
+    const others = [...new Set([...shown.names, ...added])].filter((name) => !inCatalogue.has(name)).sort(byUtf8);
+    this.rebuildViews([...catalogue, ...others]);
+  }
+
+  private rebuildViews(names: string[]): void {
+    this.connection.exec(buildViewsSql(names));
+    this.viewColumns = undefined;
   }
 
   upsertVariables(vars: VariableInfo[]): void {
     const stored = vars.filter((v) => !v.transient);
     this.connection
       .transaction(() => {
-        const known = new Set(this.variableNames());
         for (const v of stored) {
           this.statements.upsertVariable.run(v.name, v.title, v.description);
           this.syncTags(v.name, v.tags);
         }
-        if (stored.some((v) => !known.has(v.name))) this.rebuildViews();
+        this.addToViews(stored.map((v) => v.name));
       })
       .immediate();
   }
@@ -212,7 +259,7 @@ class SqliteDamnitDb implements DamnitDb {
     this.connection
       .transaction(() => {
         for (const v of vars) this.statements.addUserVariable.run(v);
-        this.rebuildViews();
+        this.addToViews(vars.map((v) => v.name));
       })
       .immediate();
   }
@@ -223,7 +270,6 @@ class SqliteDamnitDb implements DamnitDb {
     const r = sqlInteger(run, 'run');
     this.connection
       .transaction(() => {
-        const known = new Set(this.variableNames());
         this.writeRun(proposal, run, results.startTime, timestamp);
         for (const result of results.variables) {
           // A failure keeps only its error: no summary metadata is left from an earlier success.
@@ -242,7 +288,7 @@ class SqliteDamnitDb implements DamnitDb {
             attributes: Object.keys(attributes).length > 0 ? pythonJsonDumps(attributes) : null,
           });
         }
-        if (results.variables.some((v) => !known.has(v.name))) this.rebuildViews();
+        this.addToViews(results.variables.map((v) => v.name));
       })
       .immediate();
   }

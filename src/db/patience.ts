@@ -73,19 +73,22 @@ export class DatabasePatience {
     return this.gaveUp;
   }
 
-  /** Tries each write put aside once more, a last chance without a long wait. */
+  /**
+   * Tries each write put aside once more, a last chance without a long wait. A label (a run,
+   * whose results may have been put aside in several writes) is written once all of its are.
+   */
   retryDeferred(): { written: string[]; left: string[] } {
-    const written: string[] = [];
-    const left: string[] = [];
+    const left = new Set<string>();
+    const labels = new Set<string>();
     for (const item of this.deferred.splice(0)) {
+      labels.add(item.label);
       try {
         item.write();
-        written.push(item.label);
       } catch (err) {
         if (!isBusy(err)) throw err;
-        left.push(item.label);
+        left.add(item.label);
       }
     }
-    return { written, left };
+    return { written: [...labels].filter((label) => !left.has(label)), left: [...left] };
   }
 }

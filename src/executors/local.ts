@@ -3,10 +3,11 @@
  * that computes the variables and writes the run's HDF5 file, streaming a message per variable.
  * This is the reference backend's model; it pays Python's start-up and imports on every run.
  */
-import type { VariableResultMessage } from '../context/protocol.js';
 import { ShimError, startShim } from '../context/shim-process.js';
 import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
-import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
+import { timeLimitReason as timeLimitText } from '../runs/time-limit.js';
+import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
+import { keepWhatFinished, RunProgress } from './salvage.js';
 
 /** The shim's `run` arguments for a request (python-shim/_damnit_shim/runner.py). */
 export function runnerArgs(req: RunRequest, env: RunEnvironment): string[] {
@@ -25,15 +26,15 @@ export function runnerArgs(req: RunRequest, env: RunEnvironment): string[] {
   return args;
 }
 
-export function timeLimitReason(timeoutMs: number): string {
-  return `stopped after the run time limit of ${timeoutMs / 1000} s (db-config run_timeout)`;
+/** Why a run of `env` was stopped at its time limit. */
+export function timeLimitReason(env: Pick<RunEnvironment, 'timeoutMs' | 'timeLimitSetting'>): string {
+  return timeLimitText({ ms: env.timeoutMs, setting: env.timeLimitSetting ?? 'run_timeout' });
 }
 
 export class FreshProcessExecutor implements RunExecutor {
   constructor(private readonly env: RunEnvironment) {}
 
-  async execute(req: RunRequest, onOutput?: OutputSink, signal?: AbortSignal): Promise<RunOutcome> {
-    if (signal?.aborted) return { ok: false, reason: String(signal.reason) };
+  async execute(req: RunRequest, onOutput?: OutputSink, opts: ExecuteOptions = {}): Promise<RunOutcome> {
     const shim = startShim({
       python: this.env.python,
       command: 'run',
@@ -43,30 +44,40 @@ export class FreshProcessExecutor implements RunExecutor {
       onOutput,
       finalKinds: ['run_finished', 'fatal'],
     });
-    const variables: VariableResultMessage[] = [];
-    const cancel = (): void => shim.kill();
-    signal?.addEventListener('abort', cancel, { once: true });
+    const progress = new RunProgress(opts.onVariable);
+    let cancelled: string | null = null;
+    const cancel = (): void => {
+      cancelled ??= cancelReason(opts.signal as AbortSignal);
+      shim.kill();
+    };
+    if (opts.signal?.aborted) cancel();
+    opts.signal?.addEventListener('abort', cancel);
     try {
       for await (const message of shim.messages) {
-        if (message.kind === 'variable_result') {
-          variables.push(message);
-        } else if (message.kind === 'run_finished' || message.kind === 'fatal') {
+        progress.onMessage(message);
+        if (message.kind === 'run_finished' || message.kind === 'fatal') {
           await shim.exited;
-          return outcomeOf(message, variables);
+          const outcome = outcomeOf(message, progress.reported);
+          return outcome.ok ? outcome : await keepWhatFinished(this.env, req, progress, outcome, outcome.reason, shim.pid);
         }
       }
-      return { ok: false, reason: signal?.aborted ? String(signal.reason) : 'the Python shim ended without a result' };
+      return { ok: false, reason: 'the Python shim ended without a result' };
     } catch (err) {
       shim.kill();
       await shim.exited;
-      if (signal?.aborted) return { ok: false, reason: String(signal.reason) };
       if (!(err instanceof ShimError)) throw err;
-      const reason = err.reason === 'timeout' ? timeLimitReason(this.env.timeoutMs) : err.message;
-      return { ok: false, reason, detail: err.stderrTail || undefined };
+      const reason = cancelled ?? (err.reason === 'timeout' ? timeLimitReason(this.env) : err.message);
+      const why = cancelled ?? (err.reason === 'timeout' ? reason : stoppedBecause(err.message));
+      return keepWhatFinished(this.env, req, progress, { reason, detail: err.stderrTail || undefined }, why, shim.pid);
     } finally {
-      signal?.removeEventListener('abort', cancel);
+      opts.signal?.removeEventListener('abort', cancel);
     }
   }
 
   async close(): Promise<void> {}
+}
+
+/** The error of the variable a run was computing when its process ended (`how`). */
+export function stoppedBecause(how: string): string {
+  return `the run was stopped before this variable finished: ${how}`;
 }

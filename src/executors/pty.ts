@@ -18,7 +18,8 @@ import {
 } from '../context/shim-process.js';
 import { outcomeFromMessages, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
-import { runnerArgs, timeLimitReason } from './local.js';
+import { runnerArgs, stoppedBecause, timeLimitReason } from './local.js';
+import { keepWhatFinished, RunProgress } from './salvage.js';
 
 /** How much of the terminal output to keep for a failed run's detail. */
 const OUTPUT_TAIL_CHARS = 4_000;
@@ -106,18 +107,18 @@ export class PtyExecutor implements RunExecutor {
       return { ok: false, reason: `Python shim protocol error: ${err.message}`, detail };
     }
     const outcome = outcomeFromMessages(messages);
-    if (outcome) return outcome;
-    if (timedOut) return { ok: false, reason: timeLimitReason(this.env.timeoutMs), detail };
+    if (outcome?.ok) return outcome;
+    const progress = new RunProgress();
+    for (const message of messages) progress.onMessage(message);
+    if (outcome) return keepWhatFinished(this.env, req, progress, outcome, outcome.reason, terminal.pid);
+    if (timedOut) return keepWhatFinished(this.env, req, progress, { reason: timeLimitReason(this.env), detail }, timeLimitReason(this.env), terminal.pid);
     const signalName = exit.signal
       ? ((Object.entries(os.constants.signals).find(([, n]) => n === exit.signal)?.[0] ?? null) as NodeJS.Signals | null)
       : null;
     const how = describeExit({ code: signalName ? null : exit.exitCode, signal: signalName, timedOut: false }, 0);
     const last = output.split('\n').filter((line) => line.trim() !== '').at(-1);
-    return {
-      ok: false,
-      reason: `the Python shim (run) ${how} before it reported a result${last ? ` (last output: ${last.trim().slice(0, 300)})` : ''}`,
-      detail,
-    };
+    const reason = `the Python shim (run) ${how} before it reported a result${last ? ` (last output: ${last.trim().slice(0, 300)})` : ''}`;
+    return keepWhatFinished(this.env, req, progress, { reason, detail }, stoppedBecause(`its process ${how}`), terminal.pid);
   }
 
   async close(): Promise<void> {

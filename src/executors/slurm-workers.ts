@@ -23,7 +23,7 @@ import { readLines } from '../context/shim-process.js';
 import { numberSetting, stringSetting, type SettingsSource } from '../db/config-keys.js';
 import type { RunOutcome, RunRequest } from '../runs/run-request.js';
 import { Flight, type Entry } from './remote-flight.js';
-import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
+import type { ExecuteOptions, OutputSink, RunEnvironment, RunExecutor } from './executor.js';
 import { runnerArgs, timeLimitReason } from './local.js';
 import {
   cancelJob,
@@ -113,9 +113,9 @@ export class SlurmWorkerPool implements RunExecutor {
     return (await this.listen()).port;
   }
 
-  async execute(req: RunRequest, onOutput?: OutputSink): Promise<RunOutcome> {
+  async execute(req: RunRequest, onOutput?: OutputSink, opts?: ExecuteOptions): Promise<RunOutcome> {
     if (this.closed) throw new Error('SlurmWorkerPool.execute after close()');
-    if (Date.now() < this.fallbackUntil) return this.fallback().execute(req, onOutput);
+    if (Date.now() < this.fallbackUntil) return this.fallback().execute(req, onOutput, opts);
     await this.listen();
     return new Promise<RunOutcome>((resolve) => {
       this.queue.push({ req, onOutput, lost: [], resolve });
@@ -196,7 +196,7 @@ export class SlurmWorkerPool implements RunExecutor {
       // The run's process is on another node: the worker job goes with it, and is replaced.
       this.timer(worker, timeoutMs, () => {
         if (worker.flight !== flight) return;
-        flight.failure = timeLimitReason(timeoutMs);
+        flight.failure = timeLimitReason(this.env);
         flight.done();
         void this.endWorker(worker, `a run in it passed run_timeout`, { cancel: true });
       });

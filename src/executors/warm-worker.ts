@@ -22,7 +22,6 @@ import {
   WorkerRunRequest,
   type ChildAttach,
   type ShimMessage,
-  type VariableResultMessage,
 } from '../context/protocol.js';
 import {
   describeExit,
@@ -36,8 +35,9 @@ import {
   type ShimProcess,
 } from '../context/shim-process.js';
 import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
-import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
-import { runnerArgs, timeLimitReason } from './local.js';
+import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
+import { runnerArgs, stoppedBecause, timeLimitReason } from './local.js';
+import { keepWhatFinished, RunProgress } from './salvage.js';
 
 /** How long a finished child's connections may stay open (held by what it started). */
 const STREAM_GRACE_MS = 1_000;
@@ -61,10 +61,11 @@ function lastLine(lines: string[]): string {
 class Flight {
   private pid: number | undefined;
   private exit: Pick<ShimExit, 'code' | 'signal'> | undefined;
-  private readonly variables: VariableResultMessage[] = [];
+  readonly progress: RunProgress;
   private final: Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }> | undefined;
   private failure: string | undefined;
   private timedOut = false;
+  /** Why the run was cancelled (ExecuteOptions.signal), if it was. */
   private cancelled: string | undefined;
   private stopping = false;
   private readonly stderrTail: string[] = [];
@@ -79,9 +80,12 @@ class Flight {
   constructor(
     private readonly id: number,
     private readonly worker: WorkerHandle,
-    private readonly timeoutMs: number,
+    private readonly env: RunEnvironment,
     private readonly onOutput: OutputSink | undefined,
+    opts: ExecuteOptions,
   ) {
+    this.progress = new RunProgress(opts.onVariable);
+    const timeoutMs = env.timeoutMs;
     if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
       this.timers.push(
         setTimeout(() => {
@@ -121,9 +125,9 @@ class Flight {
       this.fail(`Python shim protocol error: ${err.message}`);
       return;
     }
-    if (message.kind === 'variable_result') this.variables.push(message);
-    else if (message.kind === 'run_finished' || message.kind === 'fatal') this.final = message;
-    else if (message.kind !== 'hello' && message.kind !== 'run_started') {
+    if (message.kind === 'run_finished' || message.kind === 'fatal') this.final = message;
+    else if (['run_started', 'variable_started', 'variable_result'].includes(message.kind)) this.progress.onMessage(message);
+    else if (message.kind !== 'hello') {
       this.fail(`Python shim protocol error: a run's channel carried a '${message.kind}' message`);
     }
   }
@@ -151,10 +155,22 @@ class Flight {
     this.finish();
   }
 
-  /** Stops the run as the time limit does, because someone cancelled it (`reason` says who). */
+  /** Stops the run at the caller's request: it fails with `reason`, keeping what it finished. */
   cancel(reason: string): void {
     this.cancelled ??= reason;
     this.stop();
+  }
+
+  /** The pid of the run's child, once known. */
+  get childPid(): number | undefined {
+    return this.pid;
+  }
+
+  /** Why the variable the run was computing did not finish, for a run that failed with `reason`. */
+  interruption(reason: string): string {
+    if (this.cancelled !== undefined) return this.cancelled;
+    if (this.timedOut) return timeLimitReason(this.env);
+    return stoppedBecause(reason);
   }
 
   /** Stops the run for a reason of our own (a protocol error, a refused request). */
@@ -203,13 +219,15 @@ class Flight {
   private result(): RunOutcome {
     const detail = this.stderrTail.join('\n') || undefined;
     if (this.failure !== undefined) return { ok: false, reason: this.failure, detail };
-    if (this.final) return outcomeOf(this.final, this.variables);
-    if (this.timedOut) return { ok: false, reason: timeLimitReason(this.timeoutMs), detail };
+    if (this.final && !(this.cancelled !== undefined && this.final.kind === 'fatal')) {
+      return outcomeOf(this.final, this.progress.reported);
+    }
     if (this.cancelled !== undefined) return { ok: false, reason: this.cancelled, detail };
+    if (this.timedOut) return { ok: false, reason: timeLimitReason(this.env), detail };
     const exit = { code: this.exit?.code ?? null, signal: this.exit?.signal ?? null, timedOut: false };
     return {
       ok: false,
-      reason: `the Python shim (run) ${describeExit(exit, this.timeoutMs)} before it reported a result${lastLine(this.stderrTail)}`,
+      reason: `the Python shim (run) ${describeExit(exit, this.env.timeoutMs)} before it reported a result${lastLine(this.stderrTail)}`,
       detail,
     };
   }
@@ -253,14 +271,13 @@ export class WarmWorkerExecutor implements RunExecutor {
     return this.worker?.shim.pid;
   }
 
-  async execute(req: RunRequest, onOutput?: OutputSink, signal?: AbortSignal): Promise<RunOutcome> {
+  async execute(req: RunRequest, onOutput?: OutputSink, opts: ExecuteOptions = {}): Promise<RunOutcome> {
     if (this.closed) throw new Error('WarmWorkerExecutor.execute after close()');
-    if (signal?.aborted) return { ok: false, reason: String(signal.reason) };
     const { socketPath } = await this.listen();
     const worker = this.ensureWorker(socketPath);
     const id = this.nextId++;
     const token = randomBytes(16).toString('hex');
-    const flight = new Flight(id, worker, this.env.timeoutMs, onOutput);
+    const flight = new Flight(id, worker, this.env, onOutput, opts);
     worker.flights.set(id, flight);
     this.byToken.set(token, flight);
     const request = WorkerRunRequest.parse({
@@ -272,14 +289,18 @@ export class WarmWorkerExecutor implements RunExecutor {
       argv: runnerArgs(req, this.env),
     });
     worker.shim.stdin?.write(`${JSON.stringify(request)}\n`);
-    const cancel = (): void => flight.cancel(String(signal?.reason));
-    signal?.addEventListener('abort', cancel, { once: true });
+    const cancel = (): void => flight.cancel(cancelReason(opts.signal as AbortSignal));
+    if (opts.signal?.aborted) cancel();
+    opts.signal?.addEventListener('abort', cancel);
+    let outcome: RunOutcome;
     try {
-      return await flight.outcome;
+      outcome = await flight.outcome;
     } finally {
-      signal?.removeEventListener('abort', cancel);
+      opts.signal?.removeEventListener('abort', cancel);
       this.byToken.delete(token);
     }
+    if (outcome.ok) return outcome;
+    return keepWhatFinished(this.env, req, flight.progress, outcome, flight.interruption(outcome.reason), flight.childPid);
   }
 
   async close(): Promise<void> {

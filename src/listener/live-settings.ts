@@ -11,6 +11,7 @@ import { requireContextPython } from '../context/interpreter.js';
 import { numberSetting, stringSetting } from '../db/config-keys.js';
 import type { DamnitDb } from '../db/database.js';
 import type { RunEnvironment, RunExecutor } from '../executors/executor.js';
+import { runTimeLimit } from '../runs/time-limit.js';
 
 interface ExecutorEntry {
   key: string;
@@ -22,14 +23,14 @@ interface ExecutorEntry {
 }
 
 function keyOf(env: RunEnvironment): string {
-  return JSON.stringify([env.python, env.timeoutMs, env.mymdcSource]);
+  return JSON.stringify([env.python, env.timeoutMs, env.timeLimitSetting, env.mymdcSource]);
 }
 
 /** What changed between two environments, for the log. */
 function changes(before: RunEnvironment, after: RunEnvironment): string[] {
   const said: string[] = [];
   if (before.python !== after.python) said.push(`context_python ${after.python}`);
-  if (before.timeoutMs !== after.timeoutMs) said.push(`run_timeout ${after.timeoutMs / 1000} s`);
+  if (before.timeoutMs !== after.timeoutMs) said.push(`${after.timeLimitSetting ?? 'run_timeout'} ${after.timeoutMs / 1000} s`);
   if (before.mymdcSource !== after.mymdcSource) said.push(`mymdc_source ${after.mymdcSource ?? '(the facility)'}`);
   return said;
 }
@@ -65,13 +66,15 @@ export class LiveRunSettings {
       python = (await requireContextPython(configured)).python;
       this.probedSetting = String(configured ?? '');
     }
+    const limit = runTimeLimit(this.db.metameta);
     const env: RunEnvironment = {
       ...this.current.env,
       python,
-      timeoutMs: numberSetting(this.db.metameta, 'run_timeout') * 1000,
+      timeoutMs: limit.ms,
+      timeLimitSetting: limit.setting,
       mymdcSource: stringSetting(this.db.metameta, 'mymdc_source'),
     };
-    if (!(env.timeoutMs > 0)) throw new Error(`setting run_timeout is ${env.timeoutMs / 1000}: it must be a positive number of seconds`);
+    if (!(env.timeoutMs > 0)) throw new Error(`setting ${limit.setting} gives ${env.timeoutMs / 1000} s: it must be a positive time`);
     const key = keyOf(env);
     if (key !== this.current.key) {
       this.onChange(`settings changed (${changes(this.current.env, env).join(', ')}): runs from now on use them`);

@@ -23,6 +23,7 @@ import {
 import { jobResources, slurmSettings } from '../executors/slurm-settings.js';
 import { FreshProcessExecutor } from '../executors/local.js';
 import { loadRunEnvironment } from './run-environment.js';
+import { RunRecorder } from './run-recorder.js';
 import type { RunOutcome, RunRequest } from './run-request.js';
 import { nameList, plural } from '../text.js';
 import { programName } from '../program-name.js';
@@ -107,9 +108,15 @@ export async function runClusterPart(req: RunRequest, deps: ClusterDeps): Promis
   } catch (err) {
     if (deps.signal?.aborted) return { ok: false, reason: String(deps.signal.reason), jobId: null, state: 'CANCELLED', logPath: null };
     if (err instanceof SlurmUnavailableError && fallbackLocal(deps.db)) {
-      const outcome = await deps.executor.execute(only, deps.onOutput, deps.signal);
-      if (!outcome.ok) return { ...outcome, jobId: null, state: null, logPath: null };
-      record(outcome);
+      // On this machine, each variable is recorded as it is computed, as processRun does.
+      const recorder = new RunRecorder(deps.db, req);
+      const outcome = await deps.executor.execute(only, deps.onOutput, { onVariable: recorder.add, signal: deps.signal });
+      if (!outcome.ok) {
+        await recorder.finish(outcome.variables ?? []);
+        return { ...outcome, jobId: null, state: null, logPath: null };
+      }
+      await recorder.finish(outcome.variables, outcome.startTime);
+      deps.onRecorded?.(outcome);
       return okPart(outcome, 'local');
     }
     if (!(err instanceof SlurmError)) throw err;

@@ -3,7 +3,8 @@ import type { DamnitDb } from '../db/database.js';
 import type { DatabasePatience } from '../db/patience.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from '../executors/executor.js';
 import { runClusterPart, withClusterPart, type ProcessedRun } from './cluster.js';
-import { describeRun, type RunRequest } from './run-request.js';
+import type { RunRequest } from './run-request.js';
+import { RunRecorder } from './run-recorder.js';
 
 export type { ProcessedRun } from './cluster.js';
 
@@ -15,14 +16,14 @@ export interface ProcessRunDeps {
   env?: RunEnvironment;
   /** Told when a cluster job has been submitted for this run. */
   onClusterJob?: (jobId: string, logPath: string) => void;
+  /** Cancels the run (`cancel`): its child is stopped (RunExecutor's ExecuteOptions.signal), a Slurm job for it cancelled. */
+  signal?: AbortSignal;
   /**
    * Waits for a database another process holds locked (db/patience.ts); without it a locked
    * database fails the record at once. A record that gives up throws DatabaseBusyError, its
    * HDF5 file written, and is kept for the command to retry at its end.
    */
   patience?: DatabasePatience;
-  /** Cancels the run (`cancel`): its child is stopped, a Slurm job for it cancelled; the reason is the signal's. */
-  signal?: AbortSignal;
   /** Told once results are recorded (for the GUI's run_values_updated). */
   onRecorded?: (results: RecordedResults) => void;
 }
@@ -34,9 +35,11 @@ export interface RecordedResults {
 }
 
 /**
- * Runs the context for one run and records what it computed: one SQLite transaction, only once
- * the run has finished and its HDF5 file is in place. A run that fails records nothing, so every
- * earlier result stays as it was. The one path every command (reprocess, listen) takes.
+ * Runs the context for one run and records what it computed, each variable as the run stages
+ * it for its HDF5 file (run-recorder.ts). A run stopped midway (time limit, kill, cancel) keeps
+ * the variables it finished, and the one it was computing is recorded as an error saying why;
+ * a run that fails before computing anything records nothing. The one path every command
+ * (reprocess, listen) takes.
  *
  * With `cluster: 'include'`, cluster variables go to a Slurm job (runs/cluster.ts): the local
  * part runs first and is recorded, then the job computes the variables it left out and its
@@ -61,12 +64,18 @@ export async function startRun(
   | { local: ProcessedRun; rest?: undefined }
 > {
   const splitCluster = req.cluster === 'include';
-  const outcome = await deps.executor.execute(splitCluster ? { ...req, cluster: 'exclude' } : req, deps.onOutput, deps.signal);
-  if (!outcome.ok) return { local: outcome };
-  const record = (): void =>
-    deps.db.recordRunResults(req.proposal, req.run, { startTime: outcome.startTime, variables: outcome.variables });
-  if (deps.patience) await deps.patience.write(record, describeRun(req));
-  else record();
+  const recorder = new RunRecorder(deps.db, req, deps.patience);
+  const outcome = await deps.executor.execute(splitCluster ? { ...req, cluster: 'exclude' } : req, deps.onOutput, {
+    onVariable: recorder.add,
+    signal: deps.signal,
+  });
+  if (!outcome.ok) {
+    await recorder.finish(outcome.variables ?? []);
+    // What a stopped run finished is recorded all the same.
+    if (outcome.variables?.length) deps.onRecorded?.({ variables: outcome.variables, startTime: null });
+    return { local: outcome };
+  }
+  await recorder.finish(outcome.variables, outcome.startTime);
   deps.onRecorded?.(outcome);
   if (!splitCluster || outcome.clusterLeftOut.length === 0) return { local: outcome };
   return { local: outcome, rest: runClusterPart(req, deps).then((part) => withClusterPart(outcome, part)) };

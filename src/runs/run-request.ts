@@ -30,7 +30,16 @@ export type RunOutcome =
        */
       clusterLeftOut: string[];
     }
-  | { ok: false; reason: string; detail?: string };
+  | {
+      ok: false;
+      reason: string;
+      detail?: string;
+      /**
+       * A run stopped midway (executors/salvage.ts): the variables it finished, then errors for
+       * the one it was computing and for values that did not survive, all in its HDF5 file.
+       */
+      variables?: VariableResultMessage[];
+    };
 
 /** The message that ends a run's conversation. */
 export type FinalRunMessage = Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }>;

@@ -63,7 +63,9 @@ describe('cancel', () => {
     assert.match(done.stderr, /^r1 \(p1234\): FAILED in .*: cancelled by \S+ on \S+$/m);
     assert.match(done.stderr, /^r2 \(p1234\): FAILED in .*: cancelled by /m);
     assert.match(done.stdout, /Processed 2 runs: 0 ok, 2 failed/);
-    assert.equal(values(db).has('r1.slow'), false);
+    // What finished is kept; the variable it was computing is recorded as stopped.
+    assert.equal(values(db).get('r1.quick'), 1);
+    assert.equal(values(db).get('r1.slow'), null);
   });
 
   test("the backend's running and queued runs: stopped, logged, announced; twice is nothing; a restart does not bring them back", async () => {
@@ -96,7 +98,8 @@ describe('cancel', () => {
       const rows = jobRows(dbPath);
       assert.match(rows.find((j) => j.run === 1)?.reason ?? '', /^cancelled by \S+ on \S+$/);
       assert.match(rows.find((j) => j.run === 2)?.reason ?? '', /^cancelled by /);
-      assert.equal(values(dbPath).has('r1.slow'), false);
+      assert.equal(values(dbPath).get('r1.quick'), 1, 'what finished before the cancel is kept');
+      assert.equal(values(dbPath).get('r1.slow'), null);
       assert.match(processLog(dbPath, 1), /----- FAILED after \d+\.\d s: cancelled by \S+ on \S+\n/);
       assert.match(processLog(dbPath, 2), /^----- Cancelled the queued raw processing of r2 \(p1234\): cancelled by /m);
       await eventually('the GUI told both ended', () => {

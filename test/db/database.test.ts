@@ -238,6 +238,46 @@ describe('a context with more variables than the views can hold', () => {
   });
 });
 
+// Issue 14: recording touches only what changed; the views are rebuilt only for a new name.
+describe('recording without rebuilding the views', () => {
+  it('leaves the schema alone while every name is known, also to another connection, and adds a new name once', () => {
+    const { db, cleanup } = openFresh();
+    const other = openDatabase(db.dir);
+    try {
+      const schemaVersion = (conn: DamnitDb): number =>
+        conn.connection.prepare('PRAGMA schema_version').pluck().get() as number;
+      const viewSql = (): string =>
+        db.connection.prepare("SELECT sql FROM sqlite_master WHERE name = 'runs'").pluck().get() as string;
+      db.upsertVariables([variable('energy'), variable('position')]);
+      db.recordRunResults(1234, 1, { startTime: 1, variables: [result('energy', { t: 'float', v: 1.5 })] });
+      const known = schemaVersion(db);
+      for (let run = 2; run <= 5; run++) {
+        db.recordRunResults(1234, run, {
+          startTime: run,
+          variables: [result('energy', { t: 'float', v: run }), result('position', { t: 'int', v: String(run) })],
+        });
+      }
+      db.upsertVariables([variable('energy', { title: 'Energy (mJ)' })]);
+      other.recordRunResults(1234, 6, { startTime: 6, variables: [result('position', { t: 'int', v: '6' })] });
+      assert.equal(schemaVersion(db), known);
+
+      // A name no view shows yet: one rebuild, seen by the other connection too.
+      other.recordRunResults(1234, 7, { startTime: 7, variables: [result('uncatalogued', { t: 'int', v: '7' })] });
+      const added = schemaVersion(db);
+      assert.ok(added > known);
+      assert.match(viewSql(), /"uncatalogued"/);
+      db.recordRunResults(1234, 8, { startTime: 8, variables: [result('uncatalogued', { t: 'int', v: '8' })] });
+      assert.equal(schemaVersion(db), added);
+      const row = db.connection.prepare('SELECT energy, position, uncatalogued FROM runs WHERE run = 8').get();
+      assert.deepEqual(row, { energy: null, position: null, uncatalogued: 8 });
+      assert.deepEqual(db.variableNames(), ['energy', 'position', 'uncatalogued']);
+    } finally {
+      other.close();
+      cleanup();
+    }
+  });
+});
+
 describe('recordRunResults', () => {
   let fresh: ReturnType<typeof openFresh>;
   before(() => {

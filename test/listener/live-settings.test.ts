@@ -60,7 +60,7 @@ describe('settings read live by the backend', () => {
       input.write(`${PROPOSAL} 2 raw\n`);
       const two = await settled(2);
       assert.equal(two.state, 'failed');
-      assert.match(two.reason ?? '', /stopped after the run time limit of 1 s/);
+      assert.match(two.reason ?? '', /stopped after the run time limit of 0:00:01 \(db-config run_timeout\)/);
 
       // An invalid value: the run that reads it fails, saying which setting; the backend goes on.
       await config('run_timeout', 'soon');

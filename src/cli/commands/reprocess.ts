@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { requireDatabaseDir, CONTEXT_FILE, type DatabaseDir } from '../../database-dir.js';
 import { numberSetting } from '../../db/config-keys.js';
@@ -7,8 +8,6 @@ import type { DatabaseDamagedError } from '../../db/errors.js';
 import type { DatabasePatience } from '../../db/patience.js';
 import { programName } from '../../program-name.js';
 import {
-  findFacilityProposal,
-  locateProposal,
   otherProposalPath,
   proposalPath,
   rawRunDir,
@@ -92,17 +91,19 @@ function selectRuns(args: string[], proposal: number, db: DamnitDb): { runs: num
 
 /**
  * Where the runs' files are: the database's own proposal as configured, another proposal
- * (`--proposal`) where the facility keeps it. A mock run opens no files, so a proposal that
- * cannot be found is no obstacle to it.
+ * (`--proposal`) where the facility keeps it. A mock run opens no files (its variables get
+ * no proposal path either), so it never looks for the proposal among the facility's
+ * directories: the configured or conventional place will do.
  */
 function runDataRoot(dir: DatabaseDir, db: DamnitDb, proposal: number, mock: boolean): string {
-  if (proposal === Number(db.metameta.get('proposal'))) {
-    if (!mock) return proposalPath(dir, db);
-    const located = locateProposal(dir, db);
-    return 'path' in located ? located.path : dir.conventionalProposalPath;
+  if (mock) {
+    const configured = db.metameta.get('proposal_path');
+    const own = proposal === Number(db.metameta.get('proposal'));
+    return own && typeof configured === 'string' && configured !== ''
+      ? path.resolve(dir.root, configured)
+      : dir.conventionalProposalPath;
   }
-  if (!mock) return otherProposalPath(proposal);
-  return findFacilityProposal(proposal) ?? dir.conventionalProposalPath;
+  return proposal === Number(db.metameta.get('proposal')) ? proposalPath(dir, db) : otherProposalPath(proposal);
 }
 
 /** Loads the context once up front: a file that cannot load fails the command before any run. */

@@ -60,7 +60,7 @@ describe('cancel', () => {
     assert.match(res.stdout, /^r1: stopped while running in reprocess \(pid \d+\)\nr2: skipped by reprocess \(pid \d+\), where it was waiting\n$/);
     const done = await reprocess;
     assert.equal(done.code, 1);
-    assert.match(done.stderr, /^r1 \(p1234\): FAILED in .*: cancelled by \S+ on \S+$/m);
+    assert.match(done.stderr, /^r1 \(p1234\): FAILED in .*: cancelled by \S+ on \S+ while computing 'slow'; 1 finished variable kept$/m);
     assert.match(done.stderr, /^r2 \(p1234\): FAILED in .*: cancelled by /m);
     assert.match(done.stdout, /Processed 2 runs: 0 ok, 2 failed/);
     // What finished is kept; the variable it was computing is recorded as stopped.
@@ -96,11 +96,11 @@ describe('cancel', () => {
       assert.equal(twice.stdout, 'r1: nothing queued or running to cancel\n');
 
       const rows = jobRows(dbPath);
-      assert.match(rows.find((j) => j.run === 1)?.reason ?? '', /^cancelled by \S+ on \S+$/);
+      assert.match(rows.find((j) => j.run === 1)?.reason ?? '', /^cancelled by \S+ on \S+ while computing 'slow'; 1 finished variable kept$/);
       assert.match(rows.find((j) => j.run === 2)?.reason ?? '', /^cancelled by /);
       assert.equal(values(dbPath).get('r1.quick'), 1, 'what finished before the cancel is kept');
       assert.equal(values(dbPath).get('r1.slow'), null);
-      assert.match(processLog(dbPath, 1), /----- FAILED after \d+\.\d s: cancelled by \S+ on \S+\n/);
+      assert.match(processLog(dbPath, 1), /----- FAILED after \d+\.\d s: cancelled by \S+ on \S+ while computing 'slow'; 1 finished variable kept\n/);
       assert.match(processLog(dbPath, 2), /^----- Cancelled the queued raw processing of r2 \(p1234\): cancelled by /m);
       await eventually('the GUI told both ended', () => {
         const kinds = broker.messages().map((m) => (m as { msg_kind: string }).msg_kind);

@@ -3,18 +3,18 @@
  *
  * Messages arrive on file descriptor 3, one JSON object per line, validated with
  * parseShimMessage. The user's stdout and stderr are separate pipes handed to `onOutput` line by
- * line, so nothing a context prints can corrupt the protocol. The child leads its own process
- * group, so that a timeout or kill() reaches everything the context started: SIGTERM, then
- * SIGKILL 2 s later.
+ * line (each cut to OUTPUT_LINE_LIMIT characters), so nothing a context prints can corrupt the
+ * protocol. The child leads its own process group, so that a timeout or kill() reaches
+ * everything the context started: SIGTERM, then SIGKILL 2 s later.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { CliError } from '../cli/errors.js';
 import { parseShimMessage, ProtocolError, type ShimMessage } from './protocol.js';
+import { OUTPUT_LINE_LIMIT, readLines } from './read-lines.js';
 
 export type ShimCommand = 'describe' | 'run' | 'worker' | 'salvage';
 export type OutputStream = 'stdout' | 'stderr';
@@ -142,26 +142,6 @@ function removeParentHandlers(): void {
   for (const signal of FORWARDED_SIGNALS) process.off(signal, onParentSignal);
 }
 
-/** Calls onLine for each complete line of a stream, and for a final unterminated one. */
-export function readLines(stream: Readable, onLine: (line: string) => void): void {
-  const decoder = new StringDecoder('utf8');
-  let pending = '';
-  stream.on('data', (chunk: Buffer) => {
-    pending += decoder.write(chunk);
-    let newline = pending.indexOf('\n');
-    while (newline !== -1) {
-      onLine(pending.slice(0, newline).replace(/\r$/, ''));
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf('\n');
-    }
-  });
-  stream.on('end', () => {
-    pending += decoder.end();
-    if (pending !== '') onLine(pending);
-    pending = '';
-  });
-}
-
 /** A queue that one consumer reads as an async iterable; ends or fails once. */
 class MessageQueue implements AsyncIterable<ShimMessage> {
   private readonly items: ShimMessage[] = [];
@@ -263,12 +243,17 @@ export function startShim(opts: StartShimOptions): ShimProcess {
   const stdout = child.stdio[1] as Readable;
   const stderr = child.stdio[2] as Readable;
   const channel = child.stdio[3] as Readable;
-  readLines(stdout, (line) => opts.onOutput?.('stdout', line));
-  readLines(stderr, (line) => {
-    stderrTail.push(line);
-    if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
-    opts.onOutput?.('stderr', line);
-  });
+  const cut = { maxLineChars: OUTPUT_LINE_LIMIT };
+  readLines(stdout, (line) => opts.onOutput?.('stdout', line), cut);
+  readLines(
+    stderr,
+    (line) => {
+      stderrTail.push(line);
+      if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+      opts.onOutput?.('stderr', line);
+    },
+    cut,
+  );
 
   let protocolError: ShimError | undefined;
   readLines(channel, (line) => {

@@ -26,7 +26,6 @@ import {
 import {
   describeExit,
   KILL_GRACE_MS,
-  readLines,
   ShimError,
   signalProcessGroup,
   startShim,
@@ -34,6 +33,7 @@ import {
   type ShimExit,
   type ShimProcess,
 } from '../context/shim-process.js';
+import { OUTPUT_LINE_LIMIT, readLines } from '../context/read-lines.js';
 import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
 import { runnerArgs, stoppedBecause, timeLimitReason } from './local.js';
@@ -338,6 +338,9 @@ export class WarmWorkerExecutor implements RunExecutor {
     socket.on('error', () => {});
     let target: { flight: Flight; stream: ChildAttach['stream'] } | undefined;
     let refused = false;
+    // The attach line and the channel's messages are read whole; the context's output is cut.
+    const maxLineChars = (): number =>
+      target === undefined || target.stream === 'channel' ? Number.POSITIVE_INFINITY : OUTPUT_LINE_LIMIT;
     readLines(socket, (line) => {
       if (refused) return;
       if (target) {
@@ -359,7 +362,7 @@ export class WarmWorkerExecutor implements RunExecutor {
         return;
       }
       target = { flight, stream: attach.stream };
-    });
+    }, { maxLineChars });
   }
 
   private ensureWorker(socketPath: string): WorkerHandle {

@@ -20,7 +20,9 @@ request at once gets a child forked on the spot. The child:
   children never share a stream), `stdout` and `stderr` (its fds 1 and 2, which what the
   context starts inherits);
 - loads the context file itself, so an edit takes effect for the next run;
-- dies with the worker (PR_SET_PDEATHSIG on Linux).
+- dies with the worker (PR_SET_PDEATHSIG on Linux);
+- ends what the context started and left running before it exits (leftovers.py).
+The worker itself adopts what a child killed before its end leaves orphaned, and kills it.
 
 The worker ends on end of stdin or SIGTERM, after stopping children still running.
 """
@@ -39,6 +41,7 @@ import tempfile
 import time
 import traceback
 
+from _damnit_shim import leftovers
 from _damnit_shim.shim_channel import PROTOCOL_VERSION, Channel
 
 # Imported once in the worker, in this order, when importable. xarray.core.groupby is one of
@@ -196,6 +199,7 @@ class Worker:
         self.run_fds = []
 
     def serve(self):
+        leftovers.adopt_orphans()
         # SIGCHLD wakes the select loop through the wakeup fd; the handler itself does nothing.
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
@@ -302,7 +306,12 @@ class Worker:
             if pid == 0:
                 return
             if pid not in self.children:
+                # An orphan of a run adopted and killed by end_strays: its own children may be
+                # orphans now.
+                self.end_strays()
                 continue
+            if os.WIFSIGNALED(status):
+                self.end_strays()  # a child killed before its end left its processes to us
             request = self.children.pop(pid)
             if self.spare is not None and self.spare[0] == pid:
                 os.close(self.spare[1])
@@ -316,6 +325,16 @@ class Worker:
                     pass  # the orchestrator is gone
             if block:
                 return
+
+    def end_strays(self):
+        """Kills the processes adopted from runs (leftovers.py): every child that is not a
+        run's. Their own children come to us in turn when they die, and are killed then."""
+        for pid in leftovers.children(os.getpid()):
+            if pid not in self.children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def stop_children(self):
         """SIGTERM to each child's group, SIGKILL after STOP_GRACE_S."""
@@ -348,6 +367,11 @@ class Worker:
                 atexit._run_exitfuncs()
             except BaseException:
                 pass
+            # What the context started and left running ends with its run (leftovers.py).
+            try:
+                leftovers.end_leftovers()
+            except BaseException:
+                pass
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
@@ -372,6 +396,7 @@ class Worker:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if self.set_death_signal is not None:
             self.set_death_signal()
+        leftovers.adopt_orphans()
         if os.getppid() != worker_pid:
             os._exit(1)  # the worker died before the line above took effect
         # Nothing of the worker's stays open here: its requests, its channel, its loop, an

@@ -280,8 +280,6 @@ export function startShim(opts: StartShimOptions): ShimProcess {
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       untrack();
-      // Stragglers the context started outlive their leader only when we were stopping them.
-      if (stopping) signalGroup('SIGKILL');
       const exit = { code: exitStatus?.code ?? null, signal: exitStatus?.signal ?? null, timedOut };
       resolve(exit);
       if (protocolError) return;
@@ -309,6 +307,9 @@ export function startShim(opts: StartShimOptions): ShimProcess {
     child.on('exit', (code, signal) => {
       hasExited = true;
       exitStatus = { code, signal };
+      // What the context started in the shim's group ends with it (the shim itself ends what
+      // left the group, python-shim/_damnit_shim/leftovers.py), and then holds no pipe open.
+      signalGroup('SIGKILL');
       // Output still in the pipes is read until they close; a grandchild holding them open
       // must not keep us waiting.
       const grace = setTimeout(() => {

@@ -93,7 +93,8 @@ export class PtyExecutor implements RunExecutor {
     });
     const exit = await new Promise<{ exitCode: number; signal?: number }>((resolve) => terminal.onExit(resolve));
     for (const timer of timers) clearTimeout(timer);
-    if (timedOut) signalProcessGroup(terminal.pid, 'SIGKILL');
+    // What the context started in the shim's group ends with the run.
+    signalProcessGroup(terminal.pid, 'SIGKILL');
     untrack();
     this.terminal = undefined;
 

@@ -71,6 +71,7 @@ class Flight {
   private readonly stderrTail: string[] = [];
   private readonly attached = new Set<ChildAttach['stream']>();
   private closedStreams = 0;
+  private readonly sockets: net.Socket[] = [];
   private untrack: () => void = () => {};
   private readonly timers: NodeJS.Timeout[] = [];
   private resolve!: (outcome: RunOutcome) => void;
@@ -100,6 +101,7 @@ class Flight {
   attach(stream: ChildAttach['stream'], socket: net.Socket): boolean {
     if (this.settled || this.attached.has(stream)) return false;
     this.attached.add(stream);
+    this.sockets.push(socket);
     socket.once('close', () => {
       this.closedStreams += 1;
       this.maybeFinish();
@@ -139,8 +141,9 @@ class Flight {
 
   childExited(exit: Pick<ShimExit, 'code' | 'signal'>): void {
     this.exit = exit;
-    // What the context started may outlive the child; when we were stopping the run, it goes too.
-    if (this.stopping) this.signal('SIGKILL');
+    // What the context started in the child's group ends with it (the child itself ends what
+    // left the group: python-shim/_damnit_shim/leftovers.py).
+    this.signal('SIGKILL');
     this.untrack();
     this.timers.push(setTimeout(() => this.finish(), STREAM_GRACE_MS));
     this.maybeFinish();
@@ -211,6 +214,9 @@ class Flight {
     if (this.settled) return;
     this.settled = true;
     for (const timer of this.timers) clearTimeout(timer);
+    // A process that escaped the run's end may still hold them: the run is over all the same,
+    // and the executor's server must not wait for them to close.
+    for (const socket of this.sockets) socket.destroy();
     this.untrack();
     this.worker.flights.delete(this.id);
     this.resolve(this.result());

@@ -124,7 +124,9 @@ def warm_up():
     True if it went well; a failure only costs speed."""
     from _damnit_shim import runner
     from _damnit_shim.context_loader import CONTEXT_MODULE_NAME
-    directory = tempfile.mkdtemp(prefix="damnit-warm-up-")
+    # The owner's pid in the name: what a worker killed with SIGKILL leaves, the orchestrator
+    # removes at its next start (src/temp-dirs.ts).
+    directory = tempfile.mkdtemp(prefix="damnit-warm-up-%d-" % os.getpid())
     path_before = list(sys.path)
     try:
         context = os.path.join(directory, "context.py")
@@ -532,6 +534,8 @@ def serve(channel, channel_fd, address):
     """Preloads, warms up and serves requests from stdin until its end; children connect to
     `address` (see _connect). `channel_fd`: the channel's fd, which children must not hold."""
     started = time.perf_counter()
+    # Stopped while warming up, the worker still removes its warm-up directory on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     imported, unavailable = preload()
     if "_damnit_shim.runner" in imported:
         warm_up()

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { CliError } from '../cli/errors.js';
+import { whenSignalledOrExiting } from '../exit-hooks.js';
 import { parseShimMessage, ProtocolError, type ShimMessage } from './protocol.js';
 import { OUTPUT_LINE_LIMIT, readLines } from './read-lines.js';
 
@@ -90,10 +91,6 @@ export class ShimError extends CliError {
   }
 }
 
-/** Process groups still running, stopped when this process exits or is interrupted. */
-const live = new Set<number>();
-const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
 /** Sends `signal` to every process of group `pgid`; a group already gone is no error. */
 export function signalProcessGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
@@ -104,42 +101,12 @@ export function signalProcessGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 /**
- * Puts process group `pgid` on the list of groups killed when this process exits or is
- * interrupted (they run in groups of their own, which a Ctrl-C does not reach). Returns the
- * function that takes it off again.
+ * Kills process group `pgid` when this process exits or is interrupted: the shims run in
+ * groups of their own, which a Ctrl-C in the terminal does not reach. Returns the function that
+ * takes it off the list again.
  */
 export function trackProcessGroup(pgid: number): () => void {
-  live.add(pgid);
-  addParentHandlers();
-  return () => {
-    if (!live.delete(pgid)) return;
-    if (live.size === 0) removeParentHandlers();
-  };
-}
-
-function killAllLive(): void {
-  for (const pgid of live) signalProcessGroup(pgid, 'SIGKILL');
-}
-
-function onParentSignal(signal: NodeJS.Signals): void {
-  killAllLive();
-  // The shims run in their own process groups, so a Ctrl-C in the terminal does not reach them.
-  // Stop them, then let the signal do what it would have done without this handler.
-  if (process.listenerCount(signal) === 1) {
-    removeParentHandlers();
-    process.kill(process.pid, signal);
-  }
-}
-
-function addParentHandlers(): void {
-  if (live.size !== 1) return;
-  process.on('exit', killAllLive);
-  for (const signal of FORWARDED_SIGNALS) process.on(signal, onParentSignal);
-}
-
-function removeParentHandlers(): void {
-  process.off('exit', killAllLive);
-  for (const signal of FORWARDED_SIGNALS) process.off(signal, onParentSignal);
+  return whenSignalledOrExiting(() => signalProcessGroup(pgid, 'SIGKILL'));
 }
 
 /** A queue that one consumer reads as an async iterable; ends or fails once. */

@@ -11,9 +11,7 @@
  * runs it had in flight and is started again for the next run.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import {
   parseChildAttach,
@@ -35,6 +33,7 @@ import {
 } from '../context/shim-process.js';
 import { OUTPUT_LINE_LIMIT, readLines } from '../context/read-lines.js';
 import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
+import { makeTempDir, removeTempDir } from '../temp-dirs.js';
 import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
 import { runnerArgs, stoppedBecause, timeLimitReason } from './local.js';
 import { keepWhatFinished, RunProgress } from './salvage.js';
@@ -323,13 +322,13 @@ export class WarmWorkerExecutor implements RunExecutor {
       const { server } = await this.server;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+    if (this.socketDir) removeTempDir(this.socketDir);
   }
 
   private listen(): Promise<{ server: net.Server; socketPath: string }> {
     this.server ??= new Promise((resolve, reject) => {
       // A private directory (mode 0700): only this user can connect; tokens say which run.
-      this.socketDir = mkdtempSync(path.join(os.tmpdir(), 'damnit-worker-'));
+      this.socketDir = makeTempDir('damnit-worker-');
       const socketPath = path.join(this.socketDir, 'runs.sock');
       const server = net.createServer((socket) => this.accept(socket));
       server.once('error', reject);

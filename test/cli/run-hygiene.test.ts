@@ -1,10 +1,12 @@
 // What a run's processes leave on the host: processes it started, very long output lines.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { processAlive } from '../../src/processes.js';
 import { makeTempDir, runCli } from '../helpers/cli.js';
+import { rows, valueOf } from '../helpers/proposal.js';
 import { eventually, makeDatabase, readLog, values } from '../listener/helpers.js';
 
 const tmp = makeTempDir('damnit-run-hygiene-');
@@ -117,5 +119,76 @@ def returned(run):
     const cut = ` INFO  r1 raw> ${'x'.repeat(16_384)} ... [${size - 16_384} more characters]\n`;
     assert.ok(log.includes(cut), 'the printed line, cut to 16,384 characters and the rest counted');
     assert.ok(log.length < 1_000_000, `amore.log holds ${log.length} characters`);
+  });
+});
+
+describe('memory limit per run', () => {
+  const HUNGRY_CONTEXT = `
+import numpy as np
+from damnit_ctx import Variable
+
+@Variable(title="Hungry")
+def hungry(run):
+    return float(np.ones(3 * 1024**3, dtype=np.uint8).sum())
+
+@Variable(title="Runaway")
+def runaway(run):
+    grown = []
+    while True:
+        grown.append(bytearray(64 * 1024**2))
+
+@Variable(title="Modest")
+def modest(run):
+    return float(np.arange(1000.0).sum())
+`;
+
+  /** The recorded error of one variable of one run. */
+  function errorOf(db: string, run: number, name: string): { error: string; error_cls: string } {
+    const row = rows(db).find((r) => r.run === run && r.name === name);
+    assert.ok(row?.attributes, `no error recorded for r${run} ${name}`);
+    return JSON.parse(row.attributes) as { error: string; error_cls: string };
+  }
+
+  test('the variable that passes run_memory_limit fails saying so; the others are computed; the worker goes on', async () => {
+    const db = await makeDatabase(path.join(tmp.dir, 'hungry'), HUNGRY_CONTEXT);
+    assert.equal((await runCli(['db-config', '--num', 'run_memory_limit', '1.5'], { cwd: db })).code, 0);
+    const res = await runCli(['reprocess', '--mock', '1', '2'], { cwd: db });
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /Processed 2 runs: 2 ok, 0 failed/);
+    for (const run of [1, 2]) {
+      for (const name of ['hungry', 'runaway']) {
+        const { error, error_cls: cls } = errorOf(db, run, name);
+        assert.equal(cls, 'MemoryError');
+        assert.match(error, /^exceeded the run memory limit of 1\.5 GB \(db-config run_memory_limit\)/);
+      }
+      assert.equal(valueOf(db, run, 'modest'), 499_500);
+    }
+  });
+
+  test('unset, the limit is half of the machine\'s memory; 0 lifts it', async () => {
+    const db = await makeDatabase(path.join(tmp.dir, 'default-limit'), `
+import resource
+from damnit_ctx import Variable
+
+@Variable(title="Limit")
+def limit(run):
+    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    return -1 if soft == resource.RLIM_INFINITY else soft
+`);
+    assert.equal((await runCli(['reprocess', '--mock', '1'], { cwd: db })).code, 0);
+    const half = Math.floor((os.totalmem() * 0.5));
+    const limit = Number(valueOf(db, 1, 'limit'));
+    assert.ok(Math.abs(limit - half) < 1024 ** 2, `limit ${limit}, half of the machine's memory ${half}`);
+    assert.equal((await runCli(['db-config', '--num', 'run_memory_limit', '0'], { cwd: db })).code, 0);
+    assert.equal((await runCli(['reprocess', '--mock', '1'], { cwd: db })).code, 0);
+    assert.equal(Number(valueOf(db, 1, 'limit')), -1);
+  });
+
+  test('a setting that is not a number of GB is one clear error', async () => {
+    const db = await makeDatabase(path.join(tmp.dir, 'bad-limit'), HUNGRY_CONTEXT);
+    assert.equal((await runCli(['db-config', 'run_memory_limit', 'lots'], { cwd: db })).code, 0);
+    const res = await runCli(['reprocess', '--mock', '1'], { cwd: db });
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^Error: setting run_memory_limit is "lots", not a number of GB: set it with '.* db-config --num run_memory_limit 16' \(0 for no limit\)$/m);
   });
 });

@@ -12,7 +12,10 @@ For each request a child runs `runner.main` with `argv`, exactly as `damnit_shim
 would; the worker says `child_started` (id, pid) and, once the child is reaped, `child_exited`
 (id, pid, code or signal). The child is forked ahead of time while the worker is idle (the
 "spare", waiting on a pipe for its request), so a request does not wait for a fork; a second
-request at once gets a child forked on the spot. The child:
+request at once gets a child forked on the spot. While a core is free of runs, the spare
+first runs the warm-up context once (see _prefault) and says when it is done; a request that
+comes before gets a child forked on the spot instead of waiting. A spare also connects to
+PATH before its request comes. The child:
 - leads its own process group, so a run's time limit stops that child and whatever it
   started, never the worker;
 - opens three connections to the orchestrator's Unix socket PATH, each introduced by an
@@ -32,6 +35,7 @@ import importlib
 import json
 import logging
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -119,14 +123,15 @@ def preload():
     return imported, unavailable
 
 
-def warm_up():
-    """Runs WARM_UP_CONTEXT on a mock run here, leaving no trace but warm caches.
-    True if it went well; a failure only costs speed."""
+def warm_up(parent=None):
+    """Runs WARM_UP_CONTEXT on a mock run here, leaving no trace but warm caches, in a
+    directory made under `parent` (default: the system's temporary directory). True if it went
+    well; a failure only costs speed."""
     from _damnit_shim import runner
     from _damnit_shim.context_loader import CONTEXT_MODULE_NAME
     # The owner's pid in the name: what a worker killed with SIGKILL leaves, the orchestrator
     # removes at its next start (src/temp-dirs.ts).
-    directory = tempfile.mkdtemp(prefix="damnit-warm-up-%d-" % os.getpid())
+    directory = tempfile.mkdtemp(prefix="damnit-warm-up-%d-" % os.getpid(), dir=parent)
     path_before = list(sys.path)
     try:
         context = os.path.join(directory, "context.py")
@@ -199,6 +204,8 @@ class Worker:
         self.set_death_signal = _death_signal_setter()
         # In a child: the fds of its connections to the orchestrator.
         self.run_fds = []
+        # In a spare: its connections, opened before its request came.
+        self.early_connections = None
 
     def serve(self):
         leftovers.adopt_orphans()
@@ -244,20 +251,21 @@ class Worker:
             self.channel.send("child_started", id=request["id"], pid=pid)
 
     def hand_to_spare(self, request):
-        """The spare's pid once it has the request; None without a (live) spare."""
-        if self.spare is None:
+        """The spare's pid once it has the request; None without a (live) spare, or while it
+        is still preparing (a child forked on the spot is sooner there)."""
+        spare = self.spare
+        if spare is None or not spare.ready():
             return None
-        pid, pipe = self.spare
         self.spare = None
         try:
             # At most a few kilobytes: the pipe takes it whole, and the spare reads to the end.
-            os.write(pipe, json.dumps(request).encode())
-            return pid
+            os.write(spare.request_pipe, json.dumps(request).encode())
+            return spare.pid
         except OSError:
-            _signal_group(pid, signal.SIGKILL)  # it died or is dying: fork afresh instead
+            _signal_group(spare.pid, signal.SIGKILL)  # it died or is dying: fork afresh instead
             return None
         finally:
-            os.close(pipe)
+            spare.close()
 
     def fork_child(self, request):
         """Forks a child for the request; its pid, or None (refused) if fork failed."""
@@ -267,18 +275,34 @@ class Worker:
         return pid
 
     def fork_spare(self):
-        """Forks the child that the next request will be handed to: (pid, request pipe)."""
+        """Forks the child that the next request will be handed to (a Spare), or None."""
         read_end, write_end = os.pipe()
+        # Preparing takes a core for a moment: only when one is free of runs.
+        running = sum(1 for request in self.children.values() if request is not None)
+        prepare = running < (os.cpu_count() or 1)
+        ready_r, ready_w = os.pipe() if prepare else (None, None)
         pid = self._fork(None)
         if pid == 0:
             os.close(write_end)
-            self.become_child(lambda: _read_request(read_end))  # never returns
+            if ready_r is not None:
+                os.close(ready_r)
+
+            def get_request():
+                self.early_connections = self._open_connections()
+                if ready_w is not None:
+                    _prefault(ready_w, _scratch_dir(self.socket_path))
+                return _read_request(read_end)
+            self.become_child(get_request)  # never returns
         os.close(read_end)
+        if ready_w is not None:
+            os.close(ready_w)
         if pid is None:
             os.close(write_end)
+            if ready_r is not None:
+                os.close(ready_r)
             return None
         self.children[pid] = None
-        return pid, write_end
+        return Spare(pid, write_end, ready_r)
 
     def _fork(self, request_id):
         sys.stdout.flush()
@@ -315,8 +339,8 @@ class Worker:
             if os.WIFSIGNALED(status):
                 self.end_strays()  # a child killed before its end left its processes to us
             request = self.children.pop(pid)
-            if self.spare is not None and self.spare[0] == pid:
-                os.close(self.spare[1])
+            if self.spare is not None and self.spare.pid == pid:
+                self.spare.close()
                 self.spare = None
             if request is not None:
                 code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -409,20 +433,27 @@ class Worker:
         if self.channel_fd is not None:
             os.close(self.channel_fd)
         if self.spare is not None:
-            os.close(self.spare[1])
+            self.spare.close()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
         _reseed_random()
 
-    def _run(self, request):
+    def _open_connections(self):
+        """The three connections to the orchestrator, not yet introduced. The orchestrator
+        takes them as they come and waits for their `attach` line."""
         connections = {}
         for stream in ATTACH_STREAMS:
-            conn = _connect(self.socket_path)
+            connections[stream] = _connect(self.socket_path)
+        return connections
+
+    def _run(self, request):
+        # A spare opened them while it waited.
+        connections = self.early_connections or self._open_connections()
+        for stream, conn in connections.items():
             attach = {"protocol": PROTOCOL_VERSION, "kind": "attach",
                       "token": request["token"], "stream": stream}
             conn.sendall((json.dumps(attach) + "\n").encode())
-            connections[stream] = conn
         for stream, fd in (("stdout", 1), ("stderr", 2)):
             conn_fd = connections.pop(stream).detach()
             os.dup2(conn_fd, fd)
@@ -445,6 +476,13 @@ class Worker:
         return runner.main(channel, request["argv"])
 
 
+def _scratch_dir(address):
+    """Where the worker's own files go: the directory of the orchestrator's Unix socket (its own
+    temporary directory, removed with it even when the worker is killed), or None (the system's
+    temporary directory) for a worker in a Slurm job, reached over TCP."""
+    return None if address.startswith("tcp:") else os.path.dirname(address)
+
+
 def _connect(address):
     """A connection to the orchestrator: `tcp:HOST:PORT` (a worker in a Slurm job,
     remote_worker.py) or the path of its Unix socket."""
@@ -456,6 +494,52 @@ def _connect(address):
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(address)
     return conn
+
+
+class Spare:
+    """A child forked ahead of the next request: its pid, the pipe its request goes down, and
+    the pipe on which it says it has prepared (None: it does not prepare)."""
+
+    def __init__(self, pid, request_pipe, ready_pipe):
+        self.pid = pid
+        self.request_pipe = request_pipe
+        self.ready_pipe = ready_pipe
+
+    def ready(self):
+        """Done preparing, or ended (then the hand-over fails and a child is forked instead)."""
+        if self.ready_pipe is None:
+            return True
+        readable, _, _ = select.select([self.ready_pipe], [], [], 0)
+        return bool(readable)
+
+    def close(self):
+        """Closes the worker's ends of its pipes."""
+        for fd in (self.request_pipe, self.ready_pipe):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.request_pipe = self.ready_pipe = None
+
+
+def _prefault(ready_w, parent):
+    """Runs the warm-up context once in this spare, then says so on `ready_w`. A forked child
+    shares the worker's memory until it writes to it; a run writes to thousands of pages (the
+    reference counts of every object it touches), each copied on its first write: about 4,000
+    page faults, half a run's overhead. Done here while the spare waits, most of them are paid
+    before the request comes. The warm-up's files go under `parent`, the orchestrator's own
+    temporary directory, which goes with the orchestrator even when this spare is killed."""
+    # Stopped meanwhile, the warm-up still removes its directory.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        warm_up(parent)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        os.write(ready_w, b"r")
+    finally:
+        os.close(ready_w)
 
 
 def _read_request(fd):
@@ -538,7 +622,8 @@ def serve(channel, channel_fd, address):
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     imported, unavailable = preload()
     if "_damnit_shim.runner" in imported:
-        warm_up()
+        # Under the orchestrator's temporary directory (that of the socket), which it removes.
+        warm_up(_scratch_dir(address))
     # What the worker holds now stays shared with every child: frozen objects are left out of
     # the children's garbage collections, which would otherwise touch (and copy) their pages.
     gc.collect()

@@ -12,10 +12,10 @@ For each request a child runs `runner.main` with `argv`, exactly as `damnit_shim
 would; the worker says `child_started` (id, pid) and, once the child is reaped, `child_exited`
 (id, pid, code or signal). The child is forked ahead of time while the worker is idle (the
 "spare", waiting on a pipe for its request), so a request does not wait for a fork; a second
-request at once gets a child forked on the spot. While a core is free of runs, the spare
-first runs the warm-up context once (see _prefault) and says when it is done; a request that
-comes before gets a child forked on the spot instead of waiting. A spare also connects to
-PATH before its request comes. The child:
+request at once gets a child forked on the spot. A spare connects to PATH before its request
+comes, and has the kernel copy the pages that runs write (prefault.py: as an earlier child
+noted them) while it waits; a request that comes before that is done gets a child forked on
+the spot instead of waiting. The child:
 - leads its own process group, so a run's time limit stops that child and whatever it
   started, never the worker;
 - opens three connections to the orchestrator's Unix socket PATH, each introduced by an
@@ -29,6 +29,7 @@ The worker itself adopts what a child killed before its end leaves orphaned, and
 
 The worker ends on end of stdin or SIGTERM, after stopping children still running.
 """
+import array
 import atexit
 import gc
 import importlib
@@ -45,7 +46,7 @@ import tempfile
 import time
 import traceback
 
-from _damnit_shim import leftovers
+from _damnit_shim import leftovers, prefault
 from _damnit_shim.shim_channel import PROTOCOL_VERSION, Channel
 
 # Imported once in the worker, in this order, when importable. xarray.core.groupby is one of
@@ -57,6 +58,8 @@ SHIM_MODULES = ("_damnit_shim.runner",)
 # Between SIGTERM and SIGKILL for children still running when the worker stops.
 STOP_GRACE_S = 2.0
 ATTACH_STREAMS = ("channel", "stdout", "stderr")
+# One child in this many notes the pages it wrote, for the spares after it (prefault.py).
+PAGES_EVERY = 50
 
 
 # A mock run of this context in the worker itself, before any fork: what every run does the
@@ -206,6 +209,11 @@ class Worker:
         self.run_fds = []
         # In a spare: its connections, opened before its request came.
         self.early_connections = None
+        # The pages a run writes, as a child noted them (prefault.py); None before any did.
+        self.hot_pages = None
+        self.forks = 0
+        # In a child: whether it notes the pages it wrote, once its run is over.
+        self.notes_pages = False
 
     def serve(self):
         leftovers.adopt_orphans()
@@ -277,9 +285,7 @@ class Worker:
     def fork_spare(self):
         """Forks the child that the next request will be handed to (a Spare), or None."""
         read_end, write_end = os.pipe()
-        # Preparing takes a core for a moment: only when one is free of runs.
-        running = sum(1 for request in self.children.values() if request is not None)
-        prepare = running < (os.cpu_count() or 1)
+        prepare = bool(self.hot_pages) and not self._notes_pages_next()
         ready_r, ready_w = os.pipe() if prepare else (None, None)
         pid = self._fork(None)
         if pid == 0:
@@ -290,7 +296,9 @@ class Worker:
             def get_request():
                 self.early_connections = self._open_connections()
                 if ready_w is not None:
-                    _prefault(ready_w, _scratch_dir(self.socket_path))
+                    prefault.populate(self.hot_pages)
+                    os.write(ready_w, b"r")
+                    os.close(ready_w)
                 return _read_request(read_end)
             self.become_child(get_request)  # never returns
         os.close(read_end)
@@ -304,9 +312,19 @@ class Worker:
         self.children[pid] = None
         return Spare(pid, write_end, ready_r)
 
+    def _notes_pages_next(self):
+        """Whether the next child forked notes the pages it wrote (prefault.py): the first, and
+        one in PAGES_EVERY after it, so that the pages follow the context as it changes. Not in
+        a worker reached over TCP: it has no directory of the orchestrator's to leave them in."""
+        if _scratch_dir(self.socket_path) is None:
+            return False
+        return self.hot_pages is None or self.forks % PAGES_EVERY == 0
+
     def _fork(self, request_id):
         sys.stdout.flush()
         sys.stderr.flush()
+        self.notes_pages = self._notes_pages_next()
+        self.forks += 1
         try:
             pid = os.fork()
         except OSError as e:
@@ -339,6 +357,7 @@ class Worker:
             if os.WIFSIGNALED(status):
                 self.end_strays()  # a child killed before its end left its processes to us
             request = self.children.pop(pid)
+            self._take_pages(pid)
             if self.spare is not None and self.spare.pid == pid:
                 self.spare.close()
                 self.spare = None
@@ -410,7 +429,40 @@ class Worker:
                     os.close(fd)
                 except OSError:
                     pass
+            if self.notes_pages:
+                try:
+                    self._note_pages()
+                except BaseException:
+                    pass
             os._exit(code if isinstance(code, int) else 1)
+
+    def _pages_file(self, pid):
+        return os.path.join(_scratch_dir(self.socket_path), "pages-%d" % pid)
+
+    def _note_pages(self):
+        """Leaves the pages this child wrote for the worker (read when it reaps us)."""
+        ranges = array.array("Q")
+        for start, length in prefault.written_ranges():
+            ranges.extend((start, length))
+        partial = self._pages_file(os.getpid()) + ".partial"
+        with open(partial, "wb") as f:
+            ranges.tofile(f)
+        os.rename(partial, self._pages_file(os.getpid()))
+
+    def _take_pages(self, pid):
+        """The pages child `pid` noted, if it did: they replace what the worker knew."""
+        if _scratch_dir(self.socket_path) is None:
+            return
+        path = self._pages_file(pid)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            os.unlink(path)
+        except OSError:
+            return
+        flat = array.array("Q")
+        flat.frombytes(data[:len(data) // 16 * 16])
+        self.hot_pages = list(zip(flat[0::2], flat[1::2]))
 
     def _prepare_child(self):
         """What does not depend on the request: group, signals, the worker's fds, randomness."""
@@ -523,25 +575,6 @@ class Spare:
         self.request_pipe = self.ready_pipe = None
 
 
-def _prefault(ready_w, parent):
-    """Runs the warm-up context once in this spare, then says so on `ready_w`. A forked child
-    shares the worker's memory until it writes to it; a run writes to thousands of pages (the
-    reference counts of every object it touches), each copied on its first write: about 4,000
-    page faults, half a run's overhead. Done here while the spare waits, most of them are paid
-    before the request comes. The warm-up's files go under `parent`, the orchestrator's own
-    temporary directory, which goes with the orchestrator even when this spare is killed."""
-    # Stopped meanwhile, the warm-up still removes its directory.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        warm_up(parent)
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        os.write(ready_w, b"r")
-    finally:
-        os.close(ready_w)
-
-
 def _read_request(fd):
     """A spare's request: everything the worker writes before closing the pipe. The worker
     gone without writing one: nothing to do."""
@@ -622,7 +655,8 @@ def serve(channel, channel_fd, address):
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     imported, unavailable = preload()
     if "_damnit_shim.runner" in imported:
-        # Under the orchestrator's temporary directory (that of the socket), which it removes.
+        # Under the orchestrator's temporary directory (that of the socket), which it removes
+        # even when the worker is killed.
         warm_up(_scratch_dir(address))
     # What the worker holds now stays shared with every child: frozen objects are left out of
     # the children's garbage collections, which would otherwise touch (and copy) their pages.

@@ -152,6 +152,8 @@ def modest(run):
   test('the variable that passes run_memory_limit fails saying so; the others are computed; the worker goes on', async () => {
     const db = await makeDatabase(path.join(tmp.dir, 'hungry'), HUNGRY_CONTEXT);
     assert.equal((await runCli(['db-config', '--num', 'run_memory_limit', '1.5'], { cwd: db })).code, 0);
+    // One run at a time: the second runs in the worker after the first hit the limit.
+    assert.equal((await runCli(['db-config', '--num', 'concurrent_jobs', '1'], { cwd: db })).code, 0);
     const res = await runCli(['reprocess', '--mock', '1', '2'], { cwd: db });
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /Processed 2 runs: 2 ok, 0 failed/);

@@ -84,3 +84,27 @@ def populate(ranges):
         elif ctypes.get_errno() == errno.EINVAL and accepted == 0:
             return 0  # a kernel older than 5.14: no use trying the others
     return accepted
+
+
+def save_ranges(path, ranges):
+    """Writes `ranges` to `path` whole (as 64-bit pairs), for another process to take."""
+    flat = array.array("Q")
+    for start, length in ranges:
+        flat.extend((start, length))
+    partial = path + ".partial"
+    with open(partial, "wb") as f:
+        flat.tofile(f)
+    os.rename(partial, path)
+
+
+def take_ranges(path):
+    """The ranges saved at `path`, which is removed; None if there are none."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        os.unlink(path)
+    except OSError:
+        return None
+    flat = array.array("Q")
+    flat.frombytes(data[:len(data) // 16 * 16])
+    return list(zip(flat[0::2], flat[1::2]))

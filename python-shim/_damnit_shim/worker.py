@@ -29,14 +29,12 @@ The worker itself adopts what a child killed before its end leaves orphaned, and
 
 The worker ends on end of stdin or SIGTERM, after stopping children still running.
 """
-import array
 import atexit
 import gc
 import importlib
 import json
 import logging
 import os
-import select
 import selectors
 import shutil
 import signal
@@ -47,6 +45,7 @@ import time
 import traceback
 
 from _damnit_shim import leftovers, prefault
+from _damnit_shim.spare import Spare, read_request
 from _damnit_shim.shim_channel import PROTOCOL_VERSION, Channel
 
 # Imported once in the worker, in this order, when importable. xarray.core.groupby is one of
@@ -299,7 +298,7 @@ class Worker:
                     prefault.populate(self.hot_pages)
                     os.write(ready_w, b"r")
                     os.close(ready_w)
-                return _read_request(read_end)
+                return read_request(read_end)
             self.become_child(get_request)  # never returns
         os.close(read_end)
         if ready_w is not None:
@@ -440,29 +439,16 @@ class Worker:
         return os.path.join(_scratch_dir(self.socket_path), "pages-%d" % pid)
 
     def _note_pages(self):
-        """Leaves the pages this child wrote for the worker (read when it reaps us)."""
-        ranges = array.array("Q")
-        for start, length in prefault.written_ranges():
-            ranges.extend((start, length))
-        partial = self._pages_file(os.getpid()) + ".partial"
-        with open(partial, "wb") as f:
-            ranges.tofile(f)
-        os.rename(partial, self._pages_file(os.getpid()))
+        """Leaves the pages this child wrote for the worker (taken when it reaps us)."""
+        prefault.save_ranges(self._pages_file(os.getpid()), prefault.written_ranges())
 
     def _take_pages(self, pid):
         """The pages child `pid` noted, if it did: they replace what the worker knew."""
         if _scratch_dir(self.socket_path) is None:
             return
-        path = self._pages_file(pid)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-            os.unlink(path)
-        except OSError:
-            return
-        flat = array.array("Q")
-        flat.frombytes(data[:len(data) // 16 * 16])
-        self.hot_pages = list(zip(flat[0::2], flat[1::2]))
+        ranges = prefault.take_ranges(self._pages_file(pid))
+        if ranges is not None:
+            self.hot_pages = ranges
 
     def _prepare_child(self):
         """What does not depend on the request: group, signals, the worker's fds, randomness."""
@@ -546,48 +532,6 @@ def _connect(address):
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(address)
     return conn
-
-
-class Spare:
-    """A child forked ahead of the next request: its pid, the pipe its request goes down, and
-    the pipe on which it says it has prepared (None: it does not prepare)."""
-
-    def __init__(self, pid, request_pipe, ready_pipe):
-        self.pid = pid
-        self.request_pipe = request_pipe
-        self.ready_pipe = ready_pipe
-
-    def ready(self):
-        """Done preparing, or ended (then the hand-over fails and a child is forked instead)."""
-        if self.ready_pipe is None:
-            return True
-        readable, _, _ = select.select([self.ready_pipe], [], [], 0)
-        return bool(readable)
-
-    def close(self):
-        """Closes the worker's ends of its pipes."""
-        for fd in (self.request_pipe, self.ready_pipe):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.request_pipe = self.ready_pipe = None
-
-
-def _read_request(fd):
-    """A spare's request: everything the worker writes before closing the pipe. The worker
-    gone without writing one: nothing to do."""
-    chunks = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
-    if not chunks:
-        os._exit(0)
-    return json.loads(b"".join(chunks))
 
 
 def _channel_fd():

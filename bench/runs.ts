@@ -18,6 +18,7 @@ import type { RunEnvironment, RunExecutor } from '../src/executors/executor.js';
 import { FreshProcessExecutor } from '../src/executors/local.js';
 import { WarmWorkerExecutor } from '../src/executors/warm-worker.js';
 import { PACKAGE_ROOT } from '../src/validate/package-files.js';
+import { figureLine, median } from './report.js';
 import { processRun } from '../src/runs/process-run.js';
 import type { RunRequest } from '../src/runs/run-request.js';
 
@@ -45,14 +46,7 @@ interface ModeResult {
   peakProcesses: number;
 }
 
-function line(what: string, value: string): void {
-  console.log(`runs: ${what.padEnd(52)} ${value}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
+const line = figureLine('runs');
 
 function mean(values: number[]): number {
   return values.reduce((a, b) => a + b, 0) / values.length;

@@ -13,6 +13,7 @@ import type { VariableInfo, VariableResultMessage } from '../src/context/protoco
 import { DatabaseDir } from '../src/database-dir.js';
 import { openDatabase, type DamnitDb } from '../src/db/database.js';
 import { PACKAGE_ROOT } from '../src/validate/package-files.js';
+import { figureLine, median } from './report.js';
 
 const PROPOSAL = 1234;
 const VARIABLES = 100;
@@ -24,14 +25,7 @@ const TABLE_GOAL_MS = 1_000;
 const START = 1_700_000_000;
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 
-function line(what: string, value: string): void {
-  console.log(`scale: ${what.padEnd(52)} ${value}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
+const line = figureLine('scale');
 
 const ms = (t: number): string => `${t.toFixed(1)} ms`;
 const load = (): string => os.loadavg().map((l) => l.toFixed(1)).join(' ');

@@ -24,6 +24,7 @@ import { processRun } from '../src/runs/process-run.js';
 import type { RunRequest } from '../src/runs/run-request.js';
 import { PACKAGE_ROOT } from '../src/validate/package-files.js';
 import { startSlurmCluster } from '../test/helpers/slurm-cluster.js';
+import { figureLine, median } from './report.js';
 
 const PYTHON = '/usr/bin/python3';
 const PROPOSAL = 1234;
@@ -37,14 +38,7 @@ interface Timing {
   computeMs: number;
 }
 
-function line(what: string, value: string): void {
-  console.log(`slurm: ${what.padEnd(56)} ${value}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
+const line = figureLine('slurm');
 
 const overheads = (timings: Timing[]): number[] => timings.filter((t) => t.ok).map((t) => t.wallMs - t.computeMs);
 const ms = (t: number): string => `${t.toFixed(1)} ms`;

@@ -8,19 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/validate/package-files.js';
+import { figureLine, median } from './report.js';
 
 const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.js');
 const REPEATS = 15;
 const RATIO_GOAL = 2;
 
-function line(what: string, value: string): void {
-  console.log(`startup: ${what.padEnd(50)} ${value}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-}
+const line = figureLine('startup');
 
 /** Wall and CPU (user + system) time of one process. */
 function timed(args: string[], cwd: string): { wall: number; cpu: number } {

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { ContextValidator } from '../src/validate/validator.js';
 import { PACKAGE_ROOT } from '../src/validate/package-files.js';
+import { figureLine } from './report.js';
 
 const FILE_COUNT = 100;
 const TARGET = { major: 3, minor: 11 } as const;
@@ -80,9 +81,7 @@ function percentile(sorted: number[], p: number): number {
 const ms = (t: number): string => `${t.toFixed(1)} ms`;
 const s = (t: number): string => `${(t / 1000).toFixed(2)} s`;
 
-function line(what: string, value: string): void {
-  console.log(`validate: ${what.padEnd(48)} ${value}`);
-}
+const line = figureLine('validate');
 
 export async function benchValidate(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'damnit-bench-validate-'));

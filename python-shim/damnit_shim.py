@@ -11,6 +11,7 @@ Each command lives in its own module of the _damnit_shim package; this file only
 import path and the channel, says hello, and dispatches. Only this script and damnit_ctx.py
 sit next to the package, so that the modules next to a context file are never hidden by ours.
 """
+import atexit
 import importlib
 import os
 import sys
@@ -53,7 +54,17 @@ def main(argv):
         from _damnit_shim.missing_packages import missing_package_message
         channel.send("fatal", traceback=None, message=missing_package_message(e))
         return 1
-    return module.main(channel, argv[3:])
+    if argv[2] != "run":
+        return module.main(channel, argv[3:])
+    from _damnit_shim import leftovers
+    leftovers.adopt_orphans()
+    try:
+        return module.main(channel, argv[3:])
+    finally:
+        # The context's exit handlers first (they may stop what they started), then whatever
+        # it left running ends with the run.
+        atexit._run_exitfuncs()
+        leftovers.end_leftovers()
 
 
 def end_with_parent():

@@ -3,6 +3,7 @@
     damnit_shim.py --channel fd:3 run CONTEXT_FILE --proposal P --run R
         --run-data raw|proc|all --proposal-path PATH --out H5PATH
         [--mock] [--match S]... [--cluster include|exclude|only] [--mymdc-source SPEC]
+        [--memory-limit auto|GB]
 
 Messages: run_started; for each stored variable, variable_started before it runs and, once
 its result or error is staged for the HDF5 file, variable_result (none for a variable that
@@ -22,7 +23,7 @@ import traceback
 from fnmatch import fnmatch
 from pathlib import Path
 
-from _damnit_shim import h5writer, mymdc, results, xd_compat
+from _damnit_shim import h5writer, memory_limit, mymdc, results, xd_compat
 from _damnit_shim.context_loader import ContextLoadError, load_context
 from _damnit_shim.mock_run import mock_run
 from damnit_ctx import Skip
@@ -69,7 +70,25 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+_parser = None
+
+
 def parse_args(argv):
+    global _parser
+    # Built once: a warm worker's children inherit it.
+    if _parser is None:
+        _parser = _make_parser()
+    args = _parser.parse_args(argv)
+    if not mymdc.valid_spec(args.mymdc_source):
+        raise UsageError("--mymdc-source: %s" % mymdc.SPEC_HELP)
+    try:
+        memory_limit.parse(args.memory_limit)
+    except ValueError:
+        raise UsageError("--memory-limit: 'auto' or a number of GB, not %r" % args.memory_limit)
+    return args
+
+
+def _make_parser():
     parser = _Parser(prog="damnit_shim.py run", add_help=False)
     parser.add_argument("context_file")
     parser.add_argument("--proposal", type=int, required=True)
@@ -81,10 +100,8 @@ def parse_args(argv):
     parser.add_argument("--match", action="append", default=[])
     parser.add_argument("--cluster", choices=("include", "exclude", "only"), default="include")
     parser.add_argument("--mymdc-source", default="mymdc")
-    args = parser.parse_args(argv)
-    if not mymdc.valid_spec(args.mymdc_source):
-        raise UsageError("--mymdc-source: %s" % mymdc.SPEC_HELP)
-    return args
+    parser.add_argument("--memory-limit", default="0", help="auto, or GB (0: none)")
+    return parser
 
 
 def located_problem(problem):
@@ -242,6 +259,7 @@ def _compute(var, name, names, run, run_context, prefix, start, dep_values, erro
             value = result.data
     except (Exception, SystemExit) as e:
         sys.stdout.flush()
+        e = memory_limit.explain(e)
         if isinstance(e, Skip):
             log.error("%sSkipped %s: %s", prefix, name, e)
         else:
@@ -329,6 +347,7 @@ def main(channel, argv):
     except UsageError as e:
         channel.send("fatal", message="run: %s" % e, traceback=None)
         return 2
+    memory_limit.apply(args.memory_limit)
     try:
         return _run(channel, args)
     except Exception as e:

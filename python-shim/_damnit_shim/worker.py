@@ -12,7 +12,10 @@ For each request a child runs `runner.main` with `argv`, exactly as `damnit_shim
 would; the worker says `child_started` (id, pid) and, once the child is reaped, `child_exited`
 (id, pid, code or signal). The child is forked ahead of time while the worker is idle (the
 "spare", waiting on a pipe for its request), so a request does not wait for a fork; a second
-request at once gets a child forked on the spot. The child:
+request at once gets a child forked on the spot. A spare connects to PATH before its request
+comes, and has the kernel copy the pages that runs write (prefault.py: as an earlier child
+noted them) while it waits; a request that comes before that is done gets a child forked on
+the spot instead of waiting. The child:
 - leads its own process group, so a run's time limit stops that child and whatever it
   started, never the worker;
 - opens three connections to the orchestrator's Unix socket PATH, each introduced by an
@@ -20,7 +23,9 @@ request at once gets a child forked on the spot. The child:
   children never share a stream), `stdout` and `stderr` (its fds 1 and 2, which what the
   context starts inherits);
 - loads the context file itself, so an edit takes effect for the next run;
-- dies with the worker (PR_SET_PDEATHSIG on Linux).
+- dies with the worker (PR_SET_PDEATHSIG on Linux);
+- ends what the context started and left running before it exits (leftovers.py).
+The worker itself adopts what a child killed before its end leaves orphaned, and kills it.
 
 The worker ends on end of stdin or SIGTERM, after stopping children still running.
 """
@@ -39,6 +44,8 @@ import tempfile
 import time
 import traceback
 
+from _damnit_shim import leftovers, prefault
+from _damnit_shim.spare import Spare, read_request
 from _damnit_shim.shim_channel import PROTOCOL_VERSION, Channel
 
 # Imported once in the worker, in this order, when importable. xarray.core.groupby is one of
@@ -50,6 +57,8 @@ SHIM_MODULES = ("_damnit_shim.runner",)
 # Between SIGTERM and SIGKILL for children still running when the worker stops.
 STOP_GRACE_S = 2.0
 ATTACH_STREAMS = ("channel", "stdout", "stderr")
+# One child in this many notes the pages it wrote, for the spares after it (prefault.py).
+PAGES_EVERY = 50
 
 
 # A mock run of this context in the worker itself, before any fork: what every run does the
@@ -116,12 +125,15 @@ def preload():
     return imported, unavailable
 
 
-def warm_up():
-    """Runs WARM_UP_CONTEXT on a mock run here, leaving no trace but warm caches.
-    True if it went well; a failure only costs speed."""
+def warm_up(parent=None):
+    """Runs WARM_UP_CONTEXT on a mock run here, leaving no trace but warm caches, in a
+    directory made under `parent` (default: the system's temporary directory). True if it went
+    well; a failure only costs speed."""
     from _damnit_shim import runner
     from _damnit_shim.context_loader import CONTEXT_MODULE_NAME
-    directory = tempfile.mkdtemp(prefix="damnit-warm-up-")
+    # The owner's pid in the name: what a worker killed with SIGKILL leaves, the orchestrator
+    # removes at its next start (src/temp-dirs.ts).
+    directory = tempfile.mkdtemp(prefix="damnit-warm-up-%d-" % os.getpid(), dir=parent)
     path_before = list(sys.path)
     try:
         context = os.path.join(directory, "context.py")
@@ -194,8 +206,16 @@ class Worker:
         self.set_death_signal = _death_signal_setter()
         # In a child: the fds of its connections to the orchestrator.
         self.run_fds = []
+        # In a spare: its connections, opened before its request came.
+        self.early_connections = None
+        # The pages a run writes, as a child noted them (prefault.py); None before any did.
+        self.hot_pages = None
+        self.forks = 0
+        # In a child: whether it notes the pages it wrote, once its run is over.
+        self.notes_pages = False
 
     def serve(self):
+        leftovers.adopt_orphans()
         # SIGCHLD wakes the select loop through the wakeup fd; the handler itself does nothing.
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
@@ -238,20 +258,21 @@ class Worker:
             self.channel.send("child_started", id=request["id"], pid=pid)
 
     def hand_to_spare(self, request):
-        """The spare's pid once it has the request; None without a (live) spare."""
-        if self.spare is None:
+        """The spare's pid once it has the request; None without a (live) spare, or while it
+        is still preparing (a child forked on the spot is sooner there)."""
+        spare = self.spare
+        if spare is None or not spare.ready():
             return None
-        pid, pipe = self.spare
         self.spare = None
         try:
             # At most a few kilobytes: the pipe takes it whole, and the spare reads to the end.
-            os.write(pipe, json.dumps(request).encode())
-            return pid
+            os.write(spare.request_pipe, json.dumps(request).encode())
+            return spare.pid
         except OSError:
-            _signal_group(pid, signal.SIGKILL)  # it died or is dying: fork afresh instead
+            _signal_group(spare.pid, signal.SIGKILL)  # it died or is dying: fork afresh instead
             return None
         finally:
-            os.close(pipe)
+            spare.close()
 
     def fork_child(self, request):
         """Forks a child for the request; its pid, or None (refused) if fork failed."""
@@ -261,22 +282,48 @@ class Worker:
         return pid
 
     def fork_spare(self):
-        """Forks the child that the next request will be handed to: (pid, request pipe)."""
+        """Forks the child that the next request will be handed to (a Spare), or None."""
         read_end, write_end = os.pipe()
+        prepare = bool(self.hot_pages) and not self._notes_pages_next()
+        ready_r, ready_w = os.pipe() if prepare else (None, None)
         pid = self._fork(None)
         if pid == 0:
             os.close(write_end)
-            self.become_child(lambda: _read_request(read_end))  # never returns
+            if ready_r is not None:
+                os.close(ready_r)
+
+            def get_request():
+                self.early_connections = self._open_connections()
+                if ready_w is not None:
+                    prefault.populate(self.hot_pages)
+                    os.write(ready_w, b"r")
+                    os.close(ready_w)
+                return read_request(read_end)
+            self.become_child(get_request)  # never returns
         os.close(read_end)
+        if ready_w is not None:
+            os.close(ready_w)
         if pid is None:
             os.close(write_end)
+            if ready_r is not None:
+                os.close(ready_r)
             return None
         self.children[pid] = None
-        return pid, write_end
+        return Spare(pid, write_end, ready_r)
+
+    def _notes_pages_next(self):
+        """Whether the next child forked notes the pages it wrote (prefault.py): the first, and
+        one in PAGES_EVERY after it, so that the pages follow the context as it changes. Not in
+        a worker reached over TCP: it has no directory of the orchestrator's to leave them in."""
+        if _scratch_dir(self.socket_path) is None:
+            return False
+        return self.hot_pages is None or self.forks % PAGES_EVERY == 0
 
     def _fork(self, request_id):
         sys.stdout.flush()
         sys.stderr.flush()
+        self.notes_pages = self._notes_pages_next()
+        self.forks += 1
         try:
             pid = os.fork()
         except OSError as e:
@@ -302,10 +349,16 @@ class Worker:
             if pid == 0:
                 return
             if pid not in self.children:
+                # An orphan of a run adopted and killed by end_strays: its own children may be
+                # orphans now.
+                self.end_strays()
                 continue
+            if os.WIFSIGNALED(status):
+                self.end_strays()  # a child killed before its end left its processes to us
             request = self.children.pop(pid)
-            if self.spare is not None and self.spare[0] == pid:
-                os.close(self.spare[1])
+            self._take_pages(pid)
+            if self.spare is not None and self.spare.pid == pid:
+                self.spare.close()
                 self.spare = None
             if request is not None:
                 code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -316,6 +369,16 @@ class Worker:
                     pass  # the orchestrator is gone
             if block:
                 return
+
+    def end_strays(self):
+        """Kills the processes adopted from runs (leftovers.py): every child that is not a
+        run's. Their own children come to us in turn when they die, and are killed then."""
+        for pid in leftovers.children(os.getpid()):
+            if pid not in self.children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     def stop_children(self):
         """SIGTERM to each child's group, SIGKILL after STOP_GRACE_S."""
@@ -348,6 +411,11 @@ class Worker:
                 atexit._run_exitfuncs()
             except BaseException:
                 pass
+            # What the context started and left running ends with its run (leftovers.py).
+            try:
+                leftovers.end_leftovers()
+            except BaseException:
+                pass
             for stream in (sys.stdout, sys.stderr):
                 try:
                     stream.flush()
@@ -360,7 +428,27 @@ class Worker:
                     os.close(fd)
                 except OSError:
                     pass
+            if self.notes_pages:
+                try:
+                    self._note_pages()
+                except BaseException:
+                    pass
             os._exit(code if isinstance(code, int) else 1)
+
+    def _pages_file(self, pid):
+        return os.path.join(_scratch_dir(self.socket_path), "pages-%d" % pid)
+
+    def _note_pages(self):
+        """Leaves the pages this child wrote for the worker (taken when it reaps us)."""
+        prefault.save_ranges(self._pages_file(os.getpid()), prefault.written_ranges())
+
+    def _take_pages(self, pid):
+        """The pages child `pid` noted, if it did: they replace what the worker knew."""
+        if _scratch_dir(self.socket_path) is None:
+            return
+        ranges = prefault.take_ranges(self._pages_file(pid))
+        if ranges is not None:
+            self.hot_pages = ranges
 
     def _prepare_child(self):
         """What does not depend on the request: group, signals, the worker's fds, randomness."""
@@ -372,6 +460,7 @@ class Worker:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if self.set_death_signal is not None:
             self.set_death_signal()
+        leftovers.adopt_orphans()
         if os.getppid() != worker_pid:
             os._exit(1)  # the worker died before the line above took effect
         # Nothing of the worker's stays open here: its requests, its channel, its loop, an
@@ -382,20 +471,27 @@ class Worker:
         if self.channel_fd is not None:
             os.close(self.channel_fd)
         if self.spare is not None:
-            os.close(self.spare[1])
+            self.spare.close()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
         _reseed_random()
 
-    def _run(self, request):
+    def _open_connections(self):
+        """The three connections to the orchestrator, not yet introduced. The orchestrator
+        takes them as they come and waits for their `attach` line."""
         connections = {}
         for stream in ATTACH_STREAMS:
-            conn = _connect(self.socket_path)
+            connections[stream] = _connect(self.socket_path)
+        return connections
+
+    def _run(self, request):
+        # A spare opened them while it waited.
+        connections = self.early_connections or self._open_connections()
+        for stream, conn in connections.items():
             attach = {"protocol": PROTOCOL_VERSION, "kind": "attach",
                       "token": request["token"], "stream": stream}
             conn.sendall((json.dumps(attach) + "\n").encode())
-            connections[stream] = conn
         for stream, fd in (("stdout", 1), ("stderr", 2)):
             conn_fd = connections.pop(stream).detach()
             os.dup2(conn_fd, fd)
@@ -418,6 +514,13 @@ class Worker:
         return runner.main(channel, request["argv"])
 
 
+def _scratch_dir(address):
+    """Where the worker's own files go: the directory of the orchestrator's Unix socket (its own
+    temporary directory, removed with it even when the worker is killed), or None (the system's
+    temporary directory) for a worker in a Slurm job, reached over TCP."""
+    return None if address.startswith("tcp:") else os.path.dirname(address)
+
+
 def _connect(address):
     """A connection to the orchestrator: `tcp:HOST:PORT` (a worker in a Slurm job,
     remote_worker.py) or the path of its Unix socket."""
@@ -429,21 +532,6 @@ def _connect(address):
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(address)
     return conn
-
-
-def _read_request(fd):
-    """A spare's request: everything the worker writes before closing the pipe. The worker
-    gone without writing one: nothing to do."""
-    chunks = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
-    if not chunks:
-        os._exit(0)
-    return json.loads(b"".join(chunks))
 
 
 def _channel_fd():
@@ -507,9 +595,13 @@ def serve(channel, channel_fd, address):
     """Preloads, warms up and serves requests from stdin until its end; children connect to
     `address` (see _connect). `channel_fd`: the channel's fd, which children must not hold."""
     started = time.perf_counter()
+    # Stopped while warming up, the worker still removes its warm-up directory on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     imported, unavailable = preload()
     if "_damnit_shim.runner" in imported:
-        warm_up()
+        # Under the orchestrator's temporary directory (that of the socket), which it removes
+        # even when the worker is killed.
+        warm_up(_scratch_dir(address))
     # What the worker holds now stays shared with every child: frozen objects are left out of
     # the children's garbage collections, which would otherwise touch (and copy) their pages.
     gc.collect()

@@ -3,18 +3,19 @@
  *
  * Messages arrive on file descriptor 3, one JSON object per line, validated with
  * parseShimMessage. The user's stdout and stderr are separate pipes handed to `onOutput` line by
- * line, so nothing a context prints can corrupt the protocol. The child leads its own process
- * group, so that a timeout or kill() reaches everything the context started: SIGTERM, then
- * SIGKILL 2 s later.
+ * line (each cut to OUTPUT_LINE_LIMIT characters), so nothing a context prints can corrupt the
+ * protocol. The child leads its own process group, so that a timeout or kill() reaches
+ * everything the context started: SIGTERM, then SIGKILL 2 s later.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
 import { CliError } from '../cli/errors.js';
+import { whenSignalledOrExiting } from '../exit-hooks.js';
 import { parseShimMessage, ProtocolError, type ShimMessage } from './protocol.js';
+import { OUTPUT_LINE_LIMIT, readLines } from './read-lines.js';
 
 export type ShimCommand = 'describe' | 'run' | 'worker' | 'salvage';
 export type OutputStream = 'stdout' | 'stderr';
@@ -90,10 +91,6 @@ export class ShimError extends CliError {
   }
 }
 
-/** Process groups still running, stopped when this process exits or is interrupted. */
-const live = new Set<number>();
-const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
 /** Sends `signal` to every process of group `pgid`; a group already gone is no error. */
 export function signalProcessGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
@@ -104,62 +101,12 @@ export function signalProcessGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 /**
- * Puts process group `pgid` on the list of groups killed when this process exits or is
- * interrupted (they run in groups of their own, which a Ctrl-C does not reach). Returns the
- * function that takes it off again.
+ * Kills process group `pgid` when this process exits or is interrupted: the shims run in
+ * groups of their own, which a Ctrl-C in the terminal does not reach. Returns the function that
+ * takes it off the list again.
  */
 export function trackProcessGroup(pgid: number): () => void {
-  live.add(pgid);
-  addParentHandlers();
-  return () => {
-    if (!live.delete(pgid)) return;
-    if (live.size === 0) removeParentHandlers();
-  };
-}
-
-function killAllLive(): void {
-  for (const pgid of live) signalProcessGroup(pgid, 'SIGKILL');
-}
-
-function onParentSignal(signal: NodeJS.Signals): void {
-  killAllLive();
-  // The shims run in their own process groups, so a Ctrl-C in the terminal does not reach them.
-  // Stop them, then let the signal do what it would have done without this handler.
-  if (process.listenerCount(signal) === 1) {
-    removeParentHandlers();
-    process.kill(process.pid, signal);
-  }
-}
-
-function addParentHandlers(): void {
-  if (live.size !== 1) return;
-  process.on('exit', killAllLive);
-  for (const signal of FORWARDED_SIGNALS) process.on(signal, onParentSignal);
-}
-
-function removeParentHandlers(): void {
-  process.off('exit', killAllLive);
-  for (const signal of FORWARDED_SIGNALS) process.off(signal, onParentSignal);
-}
-
-/** Calls onLine for each complete line of a stream, and for a final unterminated one. */
-export function readLines(stream: Readable, onLine: (line: string) => void): void {
-  const decoder = new StringDecoder('utf8');
-  let pending = '';
-  stream.on('data', (chunk: Buffer) => {
-    pending += decoder.write(chunk);
-    let newline = pending.indexOf('\n');
-    while (newline !== -1) {
-      onLine(pending.slice(0, newline).replace(/\r$/, ''));
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf('\n');
-    }
-  });
-  stream.on('end', () => {
-    pending += decoder.end();
-    if (pending !== '') onLine(pending);
-    pending = '';
-  });
+  return whenSignalledOrExiting(() => signalProcessGroup(pgid, 'SIGKILL'));
 }
 
 /** A queue that one consumer reads as an async iterable; ends or fails once. */
@@ -263,12 +210,17 @@ export function startShim(opts: StartShimOptions): ShimProcess {
   const stdout = child.stdio[1] as Readable;
   const stderr = child.stdio[2] as Readable;
   const channel = child.stdio[3] as Readable;
-  readLines(stdout, (line) => opts.onOutput?.('stdout', line));
-  readLines(stderr, (line) => {
-    stderrTail.push(line);
-    if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
-    opts.onOutput?.('stderr', line);
-  });
+  const cut = { maxLineChars: OUTPUT_LINE_LIMIT };
+  readLines(stdout, (line) => opts.onOutput?.('stdout', line), cut);
+  readLines(
+    stderr,
+    (line) => {
+      stderrTail.push(line);
+      if (stderrTail.length > STDERR_TAIL_LINES) stderrTail.shift();
+      opts.onOutput?.('stderr', line);
+    },
+    cut,
+  );
 
   let protocolError: ShimError | undefined;
   readLines(channel, (line) => {
@@ -295,8 +247,6 @@ export function startShim(opts: StartShimOptions): ShimProcess {
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       untrack();
-      // Stragglers the context started outlive their leader only when we were stopping them.
-      if (stopping) signalGroup('SIGKILL');
       const exit = { code: exitStatus?.code ?? null, signal: exitStatus?.signal ?? null, timedOut };
       resolve(exit);
       if (protocolError) return;
@@ -324,6 +274,9 @@ export function startShim(opts: StartShimOptions): ShimProcess {
     child.on('exit', (code, signal) => {
       hasExited = true;
       exitStatus = { code, signal };
+      // What the context started in the shim's group ends with it (the shim itself ends what
+      // left the group, python-shim/_damnit_shim/leftovers.py), and then holds no pipe open.
+      signalGroup('SIGKILL');
       // Output still in the pipes is read until they close; a grandchild holding them open
       // must not keep us waiting.
       const grace = setTimeout(() => {

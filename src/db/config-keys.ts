@@ -30,6 +30,7 @@ export const CONFIG_KEYS = [
   { name: 'noncluster_mem', description: 'memory of a Slurm job that processes a run (process_on slurm; --mem), e.g. 25G', default: '25G' },
   { name: 'slurm_time', description: 'time limit of a Slurm job (--time)', default: '02:00:00' },
   { name: 'run_timeout', description: 'seconds the variables of one run may take before that run is stopped; unset: slurm_time', default: null },
+  { name: 'run_memory_limit', description: "GB of memory the process running one run's variables may use (RLIMIT_DATA); a variable that needs more fails with MemoryError; 0 for no limit; unset: half of the machine's memory", default: null },
   { name: 'db_busy_timeout', description: 'seconds a command waits for runs.sqlite while another process holds it locked, before it gives up', default: 300 },
   { name: 'context_load_timeout', description: 'seconds loading context.py may take', default: 60 },
   { name: 'proposal_path', description: 'proposal root directory, overriding the one found by convention (three levels above this directory)', default: null },

@@ -15,6 +15,11 @@ export interface RunEnvironment {
   timeLimitSetting?: 'run_timeout' | 'slurm_time';
   /** `mymdc_source` setting: where mymdc# annotations get their values. */
   mymdcSource: string | null;
+  /**
+   * `run_memory_limit`: GB, or 'auto' (half of the memory of the machine the run runs on);
+   * absent or 0: no limit.
+   */
+  memoryLimit?: number | 'auto';
 }
 
 export type OutputSink = (stream: OutputStream, line: string) => void;

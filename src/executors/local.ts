@@ -23,6 +23,7 @@ export function runnerArgs(req: RunRequest, env: RunEnvironment): string[] {
   if (req.mock) args.push('--mock');
   for (const m of req.match) args.push('--match', m);
   if (env.mymdcSource) args.push('--mymdc-source', env.mymdcSource);
+  if (env.memoryLimit !== undefined) args.push('--memory-limit', String(env.memoryLimit));
   return args;
 }
 

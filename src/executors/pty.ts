@@ -4,7 +4,7 @@
  * with the reference's --watch. One fresh `damnit_shim.py run` per run, its protocol messages
  * going to a channel file (a pty has no room for a second stream), read once the run has ended.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pty from 'node-pty';
@@ -17,6 +17,7 @@ import {
   trackProcessGroup,
 } from '../context/shim-process.js';
 import { outcomeFromMessages, type RunOutcome, type RunRequest } from '../runs/run-request.js';
+import { makeTempDir, removeTempDir } from '../temp-dirs.js';
 import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
 import { runnerArgs, stoppedBecause, timeLimitReason } from './local.js';
 import { keepWhatFinished, RunProgress } from './salvage.js';
@@ -43,7 +44,7 @@ function plainText(data: string): string {
 }
 
 export class PtyExecutor implements RunExecutor {
-  private readonly channelDir = mkdtempSync(path.join(os.tmpdir(), 'damnit-watch-'));
+  private readonly channelDir = makeTempDir('damnit-watch-');
   private count = 0;
   private terminal: pty.IPty | undefined;
 
@@ -93,7 +94,8 @@ export class PtyExecutor implements RunExecutor {
     });
     const exit = await new Promise<{ exitCode: number; signal?: number }>((resolve) => terminal.onExit(resolve));
     for (const timer of timers) clearTimeout(timer);
-    if (timedOut) signalProcessGroup(terminal.pid, 'SIGKILL');
+    // What the context started in the shim's group ends with the run.
+    signalProcessGroup(terminal.pid, 'SIGKILL');
     untrack();
     this.terminal = undefined;
 
@@ -122,7 +124,7 @@ export class PtyExecutor implements RunExecutor {
   }
 
   async close(): Promise<void> {
-    rmSync(this.channelDir, { recursive: true, force: true });
+    removeTempDir(this.channelDir);
   }
 
   private readChannel(channel: string): ShimMessage[] {

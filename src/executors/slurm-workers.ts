@@ -18,8 +18,8 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
+import { OUTPUT_LINE_LIMIT, readLines } from '../context/read-lines.js';
 import { parseConnectionAttach, parseShimMessage, WorkerRunRequest, type ShimMessage } from '../context/protocol.js';
-import { readLines } from '../context/shim-process.js';
 import { numberSetting, stringSetting, type SettingsSource } from '../db/config-keys.js';
 import type { RunOutcome, RunRequest } from '../runs/run-request.js';
 import { Flight, type Entry } from './remote-flight.js';
@@ -327,6 +327,9 @@ export class SlurmWorkerPool implements RunExecutor {
     socket.on('error', () => {});
     socket.setNoDelay(true);
     let route: ((line: string) => void) | undefined;
+    // The attach line, the worker's messages and a run's channel are read whole; a run's output is cut.
+    let output = false;
+    const maxLineChars = (): number => (output ? OUTPUT_LINE_LIMIT : Number.POSITIVE_INFINITY);
     readLines(socket, (line) => {
       if (route) {
         route(line);
@@ -346,6 +349,7 @@ export class SlurmWorkerPool implements RunExecutor {
           return;
         }
         const stream = attach.stream;
+        output = stream !== 'channel';
         route = (l) => flight.onLine(stream, l);
         return;
       }
@@ -365,7 +369,7 @@ export class SlurmWorkerPool implements RunExecutor {
         void this.connectionClosed(worker);
       });
       route = (l) => this.onWorkerLine(worker, l);
-    });
+    }, { maxLineChars });
   }
 
   private onWorkerLine(worker: WorkerJob, line: string): void {

@@ -6,14 +6,14 @@
  * fixed job script whose only line is `exec "$@"`: sbatch hands the script its arguments
  * verbatim, so the command runs exactly as given.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { DatabaseDir } from '../database-dir.js';
 import { CONFIG_DEFAULTS } from '../db/config-keys.js';
 import { programName } from '../program-name.js';
+import { makeTempDir, removeTempDir } from '../temp-dirs.js';
 import { SlurmError, SlurmUnavailableError } from './slurm-errors.js';
 
 /** `slurm_time` when the database sets none. */
@@ -277,7 +277,7 @@ export interface SubmittedJob {
 /** Submits a job (or array); resolves once Slurm has accepted it. */
 export async function submitJob(spec: JobSpec, opts: SlurmCommandOptions = {}): Promise<SubmittedJob> {
   // sbatch copies the script into the job when it submits, so the file is only needed until then.
-  const scriptDir = await mkdtemp(path.join(os.tmpdir(), 'damnit-sbatch-'));
+  const scriptDir = makeTempDir('damnit-sbatch-');
   try {
     const script = path.join(scriptDir, 'damnit-job.sh');
     await writeFile(script, JOB_SCRIPT, { mode: 0o700 });
@@ -290,7 +290,7 @@ export async function submitJob(spec: JobSpec, opts: SlurmCommandOptions = {}): 
     }
     return { jobId };
   } finally {
-    await rm(scriptDir, { recursive: true, force: true });
+    removeTempDir(scriptDir);
   }
 }
 

@@ -11,9 +11,7 @@
  * runs it had in flight and is started again for the next run.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import {
   parseChildAttach,
@@ -26,7 +24,6 @@ import {
 import {
   describeExit,
   KILL_GRACE_MS,
-  readLines,
   ShimError,
   signalProcessGroup,
   startShim,
@@ -34,7 +31,9 @@ import {
   type ShimExit,
   type ShimProcess,
 } from '../context/shim-process.js';
+import { OUTPUT_LINE_LIMIT, readLines } from '../context/read-lines.js';
 import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
+import { makeTempDir, removeTempDir } from '../temp-dirs.js';
 import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
 import { runnerArgs, stoppedBecause, timeLimitReason } from './local.js';
 import { keepWhatFinished, RunProgress } from './salvage.js';
@@ -71,6 +70,7 @@ class Flight {
   private readonly stderrTail: string[] = [];
   private readonly attached = new Set<ChildAttach['stream']>();
   private closedStreams = 0;
+  private readonly sockets: net.Socket[] = [];
   private untrack: () => void = () => {};
   private readonly timers: NodeJS.Timeout[] = [];
   private resolve!: (outcome: RunOutcome) => void;
@@ -100,6 +100,7 @@ class Flight {
   attach(stream: ChildAttach['stream'], socket: net.Socket): boolean {
     if (this.settled || this.attached.has(stream)) return false;
     this.attached.add(stream);
+    this.sockets.push(socket);
     socket.once('close', () => {
       this.closedStreams += 1;
       this.maybeFinish();
@@ -139,8 +140,9 @@ class Flight {
 
   childExited(exit: Pick<ShimExit, 'code' | 'signal'>): void {
     this.exit = exit;
-    // What the context started may outlive the child; when we were stopping the run, it goes too.
-    if (this.stopping) this.signal('SIGKILL');
+    // What the context started in the child's group ends with it (the child itself ends what
+    // left the group: python-shim/_damnit_shim/leftovers.py).
+    this.signal('SIGKILL');
     this.untrack();
     this.timers.push(setTimeout(() => this.finish(), STREAM_GRACE_MS));
     this.maybeFinish();
@@ -211,6 +213,9 @@ class Flight {
     if (this.settled) return;
     this.settled = true;
     for (const timer of this.timers) clearTimeout(timer);
+    // A process that escaped the run's end may still hold them: the run is over all the same,
+    // and the executor's server must not wait for them to close.
+    for (const socket of this.sockets) socket.destroy();
     this.untrack();
     this.worker.flights.delete(this.id);
     this.resolve(this.result());
@@ -317,13 +322,13 @@ export class WarmWorkerExecutor implements RunExecutor {
       const { server } = await this.server;
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    if (this.socketDir) rmSync(this.socketDir, { recursive: true, force: true });
+    if (this.socketDir) removeTempDir(this.socketDir);
   }
 
   private listen(): Promise<{ server: net.Server; socketPath: string }> {
     this.server ??= new Promise((resolve, reject) => {
       // A private directory (mode 0700): only this user can connect; tokens say which run.
-      this.socketDir = mkdtempSync(path.join(os.tmpdir(), 'damnit-worker-'));
+      this.socketDir = makeTempDir('damnit-worker-');
       const socketPath = path.join(this.socketDir, 'runs.sock');
       const server = net.createServer((socket) => this.accept(socket));
       server.once('error', reject);
@@ -338,6 +343,9 @@ export class WarmWorkerExecutor implements RunExecutor {
     socket.on('error', () => {});
     let target: { flight: Flight; stream: ChildAttach['stream'] } | undefined;
     let refused = false;
+    // The attach line and the channel's messages are read whole; the context's output is cut.
+    const maxLineChars = (): number =>
+      target === undefined || target.stream === 'channel' ? Number.POSITIVE_INFINITY : OUTPUT_LINE_LIMIT;
     readLines(socket, (line) => {
       if (refused) return;
       if (target) {
@@ -359,7 +367,7 @@ export class WarmWorkerExecutor implements RunExecutor {
         return;
       }
       target = { flight, stream: attach.stream };
-    });
+    }, { maxLineChars });
   }
 
   private ensureWorker(socketPath: string): WorkerHandle {

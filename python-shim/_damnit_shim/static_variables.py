@@ -72,7 +72,7 @@ class SourceFacts:
         self.fstrings = []
         # (line, column) -> kind of each string annotation such as "var#x"
         self.annotation_positions = {}
-        for node in ast.walk(tree):
+        for node in all_nodes(tree):
             kind = type(node)
             if kind is ast.Name:
                 if type(node.ctx) is ast.Load:
@@ -112,6 +112,20 @@ class SourceFacts:
                 if any(a.name == "damnit_ctx" and (a.asname or a.name) not in self.module_names
                        for a in node.names):
                     self.hidden_imports = True
+
+
+def all_nodes(tree):
+    """Every node of the tree in ast.walk's order, in a list: about twice as fast as ast.walk,
+    whose generators cost more than the nodes' own visits."""
+    nodes = [tree]
+    for node in nodes:  # the list grows while it is read: breadth first, as ast.walk
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                nodes.extend([item for item in value if isinstance(item, ast.AST)])
+            elif isinstance(value, ast.AST):
+                nodes.append(value)
+    return nodes
 
 
 class ModuleReader:

@@ -172,11 +172,11 @@ async function measure(
  */
 const IN_PROCESS_FLOOR = String.raw`
 import json, os, sys, time
-from _damnit_shim import runner, worker
+from _damnit_shim import runner, worker_warm_up
 from _damnit_shim.shim_channel import Channel
 context, proposal_path, out_dir, runs, results_file = sys.argv[1:6]
-worker.preload()
-worker.warm_up()
+worker_warm_up.preload()
+worker_warm_up.warm_up()
 results = []
 for run in [int(r) for r in runs.split(",")]:
     channel = os.path.join(out_dir, "channel-%d.jsonl" % run)

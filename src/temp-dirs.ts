@@ -12,7 +12,7 @@ import path from 'node:path';
 import { whenExiting } from './exit-hooks.js';
 import { processAlive } from './processes.js';
 
-/** Every prefix in use; the Python side's is in python-shim/_damnit_shim/worker.py. */
+/** Every prefix in use; the Python side's is in python-shim/_damnit_shim/worker_warm_up.py. */
 export const TEMP_DIR_PREFIXES = ['damnit-worker-', 'damnit-watch-', 'damnit-sbatch-', 'damnit-warm-up-'] as const;
 export type TempDirPrefix = (typeof TEMP_DIR_PREFIXES)[number];
 

@@ -4,7 +4,7 @@
         [--recorded NAME]... [--wait-for PID]
 
 A run killed, timed out or cancelled leaves its staged variables next to the run's file
-(h5writer.py). Under the run's lock, this applies them to the file, with `NAME` (the variable
+(run_staging.py). Under the run's lock, this applies them to the file, with `NAME` (the variable
 that was running) recorded as an error giving `TEXT`. Each `--recorded` variable (those the
 orchestrator has already recorded in runs.sqlite) that no staging holds, because the run was
 stopped while changing its staging file, is recorded as an error too, so that the file and the
@@ -15,6 +15,8 @@ import os
 import time
 
 from _damnit_shim import h5writer
+from _damnit_shim.h5_entries import entry_names_of
+from _damnit_shim.run_staging import staging_path, take_applied_mark
 
 
 class RunStopped(Exception):
@@ -66,12 +68,12 @@ def main(channel, argv):
     lost = []
 
     def before_merge(adopted):
-        stopped = None if args.wait_for is None else h5writer.staging_path(args.out, args.wait_for)
+        stopped = None if args.wait_for is None else staging_path(args.out, args.wait_for)
         staged = set()
         for staging in adopted:
-            staged |= h5writer.entry_names_of(staging)
+            staged |= entry_names_of(staging)
         # Another writer's commit may have applied the stopped run's staging already.
-        if stopped is not None and stopped not in adopted and h5writer.take_applied_mark(stopped):
+        if stopped is not None and stopped not in adopted and take_applied_mark(stopped):
             staged |= set(args.recorded)
         lost.extend(name for name in args.recorded if name not in staged and name != args.interrupted)
         for name in lost:

@@ -166,14 +166,14 @@ class CompiledContext:
 
     def execute(self, run_data, run_number, proposal, param_values, *, label=""):
         """Runs every variable on `run_data` (what each function gets as `run`)."""
-        from _damnit_shim import results, runner, xd_compat
+        from _damnit_shim import results, variable_execution, xd_compat
 
         is_run = results.isinstance_no_import(run_data, "extra_data", "DataCollection")
         start_time = float(xd_compat.start_time(run_data)) if is_run else time.time()
-        run_context = runner.RunContext(proposal, run_number, _proposal_path(run_data, is_run),
-                                        "mymdc", params=param_values)
-        outcomes = runner.execute(self, list(self.ordered_vars()), run_data, run_context,
-                                  label=label)
+        run_context = variable_execution.RunContext(
+            proposal, run_number, _proposal_path(run_data, is_run), "mymdc", params=param_values)
+        outcomes = variable_execution.execute(self, list(self.ordered_vars()), run_data,
+                                              run_context, label=label)
         cells = {"start_time": Cell(start_time)}
         for name, outcome in outcomes.items():
             if outcome.result is not None:

@@ -7,21 +7,21 @@
  * each file until its final message (run_finished or fatal) arrives, and asks Slurm how a job
  * ended only when that message never comes. This module records nothing: the caller writes
  * the results to the database, staying its only writer.
+ *
+ * Its parts: slurm-channel-files.ts (the channel files), slurm-follow.ts (following a job's
+ * tasks), slurm-job-reports.ts (how a job ended, in words, and where its output is).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { parseShimMessage, ProtocolError, type ShimMessage } from '../context/protocol.js';
 import { SHIM_SCRIPT } from '../context/shim-process.js';
-import type { DatabaseDir } from '../database-dir.js';
-import { outcomeFromMessages, type RunOutcome, type RunRequest } from '../runs/run-request.js';
+import type { RunRequest } from '../runs/run-request.js';
 import type { RunEnvironment } from './executor.js';
 import { runnerArgs } from './local.js';
-import type { JobResources, SlurmSettings } from './slurm-settings.js';
+import { channelDir } from './slurm-channel-files.js';
+import { type FollowedTask, type FollowHooks, followTasks, type SlurmRunOptions, type SlurmRunResult } from './slurm-follow.js';
+import { arrayTaskLogFile } from './slurm-job-reports.js';
 import {
-  cancelJob,
   jobHost,
   processLogFile,
   processArrayLogPattern,
@@ -32,130 +32,16 @@ import {
   slurmLogFile,
   slurmLogPattern,
   submitJob,
-  waitForJob,
   type FinalState,
-  type JobOutcome,
-  type SlurmCommandOptions,
 } from './slurm.js';
 
-/** How often channel files are read while jobs run: reading a small file costs next to nothing. */
-const CHANNEL_POLL_MS = 250;
-
+export { readChannelFile } from './slurm-channel-files.js';
+export type { SlurmRunOptions, SlurmRunResult } from './slurm-follow.js';
+export { arrayTaskLogFile, jobEndReason, shownPath } from './slurm-job-reports.js';
 export type { SlurmSettings } from './slurm-settings.js';
-
-export interface SlurmRunOptions extends SlurmCommandOptions {
-  settings: SlurmSettings;
-  /** CPUs and memory of each job (process_on slurm); Slurm's defaults when unset. */
-  resources?: JobResources;
-  /** Time between two looks at Slurm's queue (waitForJob); 2 s by default. */
-  pollMs?: number;
-  /** Stops following: jobs still running are cancelled, and the call rejects with the signal's reason. */
-  signal?: AbortSignal;
-}
-
-/** How one run ended in Slurm. */
-export interface SlurmRunResult {
-  run: number;
-  /** The job, or for an array task `<array id>_<run>`. */
-  jobId: string;
-  /** Its output; null when Slurm never started it (so no file was written). */
-  logPath: string | null;
-  /** Slurm's final state; null when the run reported its end itself and Slurm was not asked. */
-  state: FinalState | null;
-  outcome: RunOutcome;
-}
-
-/** What a channel file holds so far: the messages of complete lines, or why it cannot be read. */
-export function readChannelFile(file: string): { messages: ShimMessage[]; error: string | null } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { messages: [], error: null };
-    throw err;
-  }
-  const messages: ShimMessage[] = [];
-  // A line without its newline is still being written.
-  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
-  for (const line of complete.split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      messages.push(parseShimMessage(line));
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) throw err;
-      return { messages, error: `Python shim protocol error: ${err.message}` };
-    }
-  }
-  return { messages, error: null };
-}
-
-/** A display path: relative to the database directory when it is inside it. */
-export function shownPath(dir: DatabaseDir, file: string): string {
-  const relative = path.relative(dir.root, file);
-  return relative.startsWith('..') || path.isAbsolute(relative) ? file : relative;
-}
-
-/** Why a job that never reported its end ended, in words, with where its output is. */
-export function jobEndReason(
-  job: { jobId: string; state: FinalState; exitCode: number | null; signal: number | null },
-  logPath: string | null,
-  dir: DatabaseDir,
-  settings: SlurmSettings,
-): string {
-  const id = `Slurm job ${job.jobId}`;
-  let what: string;
-  switch (job.state) {
-    case 'FAILED':
-      what = `${id} FAILED` + (job.exitCode !== null ? ` with exit code ${job.exitCode}` : '');
-      break;
-    case 'TIMEOUT':
-      what = `${id} reached its time limit and was stopped (TIMEOUT; slurm_time is ${settings.time ?? 'the default'})`;
-      break;
-    case 'CANCELLED':
-      what = `${id} was CANCELLED`;
-      break;
-    case 'COMPLETED':
-      what = `${id} COMPLETED without reporting the run's results`;
-      break;
-    case 'UNKNOWN':
-      what = `${id} ended, but Slurm no longer knows how`;
-      break;
-    default:
-      what = `${id} ended as ${job.state}`;
-  }
-  if (job.signal !== null && job.state !== 'CANCELLED') what += ` (signal ${job.signal})`;
-  return logPath && existsSync(logPath) ? `${what}; its output is in ${shownPath(dir, logPath)}` : `${what}; it wrote no output`;
-}
-
-/** A fresh directory for one submission's channel files, removed once they are read. */
-function channelDir(dir: DatabaseDir): string {
-  const channels = path.join(dir.slurmLogsDir, '.channels', randomBytes(6).toString('hex'));
-  mkdirSync(channels, { recursive: true });
-  return channels;
-}
 
 function shimArgv(req: RunRequest, env: RunEnvironment, channel: string): string[] {
   return ['--channel', `file:${channel}`, 'run', ...runnerArgs(req, env)];
-}
-
-/**
- * The log of an array task: `r<R>-p<P>-<its own job id>.out`. Slurm gives each task its own job
- * id when the task starts, from the array's id upwards, so it is the lowest such id for the run.
- */
-export function arrayTaskLogFile(dir: DatabaseDir, run: number, proposal: number, arrayJobId: string): string | null {
-  const pattern = new RegExp(`^r${run}-p${proposal}-(\\d+)\\.out$`);
-  let best: number | null = null;
-  let names: string[];
-  try {
-    names = readdirSync(dir.slurmLogsDir);
-  } catch {
-    return null;
-  }
-  for (const name of names) {
-    const id = Number(pattern.exec(name)?.[1] ?? NaN);
-    if (id >= Number(arrayJobId) && (best === null || id < best)) best = id;
-  }
-  return best === null ? null : slurmLogFile(dir, run, proposal, String(best));
 }
 
 /** Slurm's array index expression for run numbers: consecutive runs as ranges (`1-20,25`). */
@@ -174,106 +60,7 @@ export function arrayIndices(runs: readonly number[]): string {
     end = run;
   }
   return parts.join(',');
-}
-
-interface FollowedTask {
-  run: number;
-  /** `<job id>` for a single job, `<array id>_<run>` for an array task. */
-  jobId: string;
-  channel: string;
-  logPath: () => string | null;
-  started: boolean;
-  done: boolean;
-}
-
-interface FollowHooks {
-  onStarted?: (run: number) => void;
-  onFinished: (result: SlurmRunResult) => void;
-}
-
-/**
- * Reads the tasks' channel files until every task has reported its end, or, for those that
- * never do, until Slurm says the job ended. Each task is handed to `onFinished` as soon as its
- * end is known.
- */
-async function followTasks(
-  jobId: string,
-  tasks: FollowedTask[],
-  dir: DatabaseDir,
-  opts: SlurmRunOptions,
-  hooks: FollowHooks,
-): Promise<void> {
-  const stopWaiting = new AbortController();
-  const signals = opts.signal ? [opts.signal, stopWaiting.signal] : [stopWaiting.signal];
-  let jobEnd: JobOutcome | Error | undefined;
-  const waiting = waitForJob(jobId, { env: opts.env, pollMs: opts.pollMs, signal: AbortSignal.any(signals) }).then(
-    (outcome) => {
-      jobEnd = outcome;
-    },
-    (err: unknown) => {
-      jobEnd = err instanceof Error ? err : new Error(String(err));
-    },
-  );
-
-  const finish = (task: FollowedTask, outcome: RunOutcome, state: FinalState | null): void => {
-    task.done = true;
-    hooks.onFinished({ run: task.run, jobId: task.jobId, logPath: task.logPath(), state, outcome });
-  };
-  const readTasks = (): void => {
-    for (const task of tasks.filter((t) => !t.done)) {
-      const { messages, error } = readChannelFile(task.channel);
-      if (!task.started && messages.length > 0) {
-        task.started = true;
-        hooks.onStarted?.(task.run);
-      }
-      const outcome = error ? { ok: false as const, reason: error } : outcomeFromMessages(messages);
-      if (outcome) {
-        const logPath = task.logPath();
-        finish(
-          task,
-          outcome.ok || !logPath ? outcome : { ...outcome, reason: `${outcome.reason} (Slurm job ${task.jobId}; output in ${shownPath(dir, logPath)})` },
-          null,
-        );
-      }
-    }
-  };
-
-  try {
-    while (tasks.some((t) => !t.done)) {
-      opts.signal?.throwIfAborted();
-      readTasks();
-      if (jobEnd !== undefined) {
-        // Slurm says the job is over: what the files hold now is all there will be.
-        readTasks();
-        if (jobEnd instanceof Error) {
-          if (opts.signal?.aborted) throw opts.signal.reason;
-          for (const task of tasks.filter((t) => !t.done)) {
-            finish(task, { ok: false, reason: `could not follow Slurm job ${task.jobId}: ${jobEnd.message}` }, null);
-          }
-          break;
-        }
-        const end = jobEnd;
-        for (const task of tasks.filter((t) => !t.done)) {
-          const own = end.tasks?.find((t) => t.jobId === task.jobId) ?? (end.tasks ? undefined : end);
-          const ended = own ?? { jobId: task.jobId, state: 'UNKNOWN' as const, exitCode: null, signal: null };
-          finish(task, { ok: false, reason: jobEndReason(ended, task.logPath(), dir, opts.settings) }, ended.state);
-        }
-        break;
-      }
-      await Promise.race([sleep(CHANNEL_POLL_MS), waiting]);
-    }
-  } catch (err) {
-    if (opts.signal?.aborted) {
-      await cancelJob(jobId, opts).catch(() => undefined);
-    }
-    throw err;
-  } finally {
-    stopWaiting.abort();
-    await waiting;
-  }
-}
-
-/** What happens to a run's job, for whoever shows processing state (the GUI's messages, logs). */
+}/** What happens to a run's job, for whoever shows processing state (the GUI's messages, logs). */
 export interface SlurmJobEvent {
   phase: 'submitted' | 'started' | 'ended';
   jobId: string;

@@ -14,7 +14,7 @@ from _damnit_shim import leftovers, prefault
 from _damnit_shim.shim_channel import PROTOCOL_VERSION, Channel
 from _damnit_shim.spare import Spare, read_request
 from _damnit_shim.worker_address import connect, scratch_dir
-from _damnit_shim.worker_requests import RequestError, parse_request, request_id
+from _damnit_shim.worker_requests import STOP_SIGNALS, RequestError, parse_request, request_id
 
 # Between SIGTERM and SIGKILL for children still running when the worker stops.
 STOP_GRACE_S = 2.0
@@ -82,6 +82,11 @@ class Worker:
             request = parse_request(line)
         except RequestError as e:
             self.channel.send("request_refused", id=request_id(line), message=str(e))
+            return
+        if request["kind"] == "stop":
+            for pid, run_id in self.children.items():
+                if run_id == request["id"]:
+                    _signal_group(pid, STOP_SIGNALS[request["signal"]])
             return
         pid = self.hand_to_spare(request)
         if pid is None:

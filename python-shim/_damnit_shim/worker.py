@@ -10,7 +10,12 @@ with the Agg backend, h5netcdf: each only if importable) and the shim's own modu
 
 For each request a child runs `runner.main` with `argv`, exactly as `damnit_shim.py run ARGV`
 would; the worker says `child_started` (id, pid) and, once the child is reaped, `child_exited`
-(id, pid, code or signal). The child is forked ahead of time while the worker is idle (the
+(id, pid, code or signal). A `stop` request,
+
+    {"protocol": 1, "kind": "stop", "id": 7, "signal": "SIGTERM"}
+
+sends the signal (SIGTERM or SIGKILL) to the group of request 7's child, if it still runs: a
+run cancelled in a worker on another node (slurm-workers.ts), the worker kept. The child is forked ahead of time while the worker is idle (the
 "spare", waiting on a pipe for its request), so a request does not wait for a fork; a second
 request at once gets a child forked on the spot. A spare connects to PATH before its request
 comes, and has the kernel copy the pages that runs write (prefault.py: as an earlier child

@@ -1,8 +1,13 @@
 """The requests the warm worker reads from stdin (worker.py): validation, and the id to refuse
 a bad one with."""
 import json
+import signal
 
 from _damnit_shim.shim_channel import PROTOCOL_VERSION
+
+
+# What a `stop` request may send to a run's child.
+STOP_SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 
 
 class RequestError(Exception):
@@ -18,6 +23,12 @@ def parse_request(line):
     if request.get("protocol") != PROTOCOL_VERSION:
         raise RequestError("request speaks protocol %r, this worker speaks %d"
                            % (request.get("protocol"), PROTOCOL_VERSION))
+    if request.get("kind") == "stop":
+        if not (isinstance(request.get("id"), int) and not isinstance(request.get("id"), bool)):
+            raise RequestError("request field 'id' is missing or invalid")
+        if request.get("signal") not in STOP_SIGNALS:
+            raise RequestError("request field 'signal' is missing or invalid")
+        return request
     if request.get("kind") != "run":
         raise RequestError("unknown request kind %r" % request.get("kind"))
     checks = {

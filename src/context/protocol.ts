@@ -217,6 +217,14 @@ export const WorkerRunRequest = z.object({
 });
 export type WorkerRunRequest = z.infer<typeof WorkerRunRequest>;
 
+/** A request to the warm worker: send `signal` to the group of request `id`'s child (a cancel). */
+export const WorkerStopRequest = z.object({
+  ...base,
+  kind: z.literal('stop'),
+  id: z.number().int().nonnegative(),
+  signal: z.enum(['SIGTERM', 'SIGKILL']),
+});
+
 /**
  * First line of each connection a worker's child opens to the orchestrator's socket: which
  * request it belongs to, and what the rest of the connection carries (protocol messages, or

@@ -1,7 +1,8 @@
 /**
  * One run in a warm worker job (slurm-workers.ts): the messages and output of its child's three
  * connections, until its outcome is known. The child runs on another node, so unlike the local
- * warm worker's runs (warm-worker.ts) it is never signalled from here: its worker job is.
+ * warm worker's runs (warm-worker.ts) it is never signalled from here: its worker job is, or
+ * asked to stop it (a cancel).
  */
 import type net from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -13,7 +14,7 @@ import {
   type VariableResultMessage,
 } from '../context/protocol.js';
 import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
-import type { OutputSink } from './executor.js';
+import type { ExecuteOptions, OutputSink } from './executor.js';
 
 const STDERR_TAIL_LINES = 30;
 
@@ -21,6 +22,8 @@ const STDERR_TAIL_LINES = 30;
 export interface Entry {
   req: RunRequest;
   onOutput: OutputSink | undefined;
+  /** The caller's onVariable and cancel signal (ExecuteOptions). */
+  opts: ExecuteOptions;
   /** Worker jobs that ended under this run. */
   lost: string[];
   resolve: (outcome: RunOutcome) => void;
@@ -33,6 +36,8 @@ export class Flight {
   final: Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }> | undefined;
   exit: { code: number | null; signal: string | null } | undefined;
   failure: string | undefined;
+  /** Why the run was cancelled (ExecuteOptions.signal), if it was. */
+  cancelled: string | undefined;
   private readonly attached = new Set<ChildAttach['stream']>();
   private closedStreams = 0;
   private settled = false;
@@ -66,7 +71,10 @@ export class Flight {
     if (line.trim() === '' || this.failure !== undefined) return;
     try {
       const message = parseShimMessage(line);
-      if (message.kind === 'variable_result') this.variables.push(message);
+      if (message.kind === 'variable_result') {
+        this.variables.push(message);
+        this.entry.opts.onVariable?.(message);
+      }
       else if (message.kind === 'run_finished' || message.kind === 'fatal') this.final = message;
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
@@ -97,7 +105,10 @@ export class Flight {
   outcome(): RunOutcome {
     const detail = this.stderrTail.join('\n') || undefined;
     if (this.failure !== undefined) return { ok: false, reason: this.failure, detail };
-    if (this.final) return outcomeOf(this.final, this.variables);
+    if (this.final && !(this.cancelled !== undefined && this.final.kind === 'fatal')) return outcomeOf(this.final, this.variables);
+    // What it finished reached the caller through onVariable (runs.sqlite); its HDF5 file keeps
+    // only what the run had written itself (docs/slurm.md).
+    if (this.cancelled !== undefined) return { ok: false, reason: this.cancelled, detail, variables: [...this.variables] };
     const how = this.exit?.signal ? `was killed by ${this.exit.signal}` : `exited with code ${this.exit?.code ?? 'unknown'}`;
     return { ok: false, reason: `the run's process in the worker job ${how} before it reported a result`, detail };
   }

@@ -2,11 +2,12 @@
  * process_on slurm: each run processed in its own Slurm job `r<R>-p<P>-damnit`, as the reference
  * backend does, with `noncluster_cpus`/`noncluster_mem`, `slurm_time` and the partition rule, its
  * output appended to `process_logs/r<R>-p<P>.out`. The settings are read at each run, so
- * `db-config` applies to the next one. Records nothing: processRun does, as for every executor.
+ * `db-config` applies to the next one. A cancel (ExecuteOptions.signal) scancels the run's job.
+ * Records nothing: processRun does, as for every executor.
  */
 import type { SettingsSource } from '../db/config-keys.js';
 import type { RunOutcome, RunRequest } from '../runs/run-request.js';
-import type { OutputSink, RunEnvironment, RunExecutor } from './executor.js';
+import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
 import { SlurmError, SlurmUnavailableError } from './slurm.js';
 import { runProcessJob, shownPath, type SlurmJobEvent } from './slurm-run.js';
 import { jobResources, PROCESS_HERE_HINT, slurmSettings } from './slurm-settings.js';
@@ -30,19 +31,23 @@ export class SlurmJobExecutor implements RunExecutor {
     private readonly opts: SlurmJobExecutorOptions,
   ) {}
 
-  async execute(req: RunRequest, _onOutput?: OutputSink): Promise<RunOutcome> {
+  async execute(req: RunRequest, _onOutput?: OutputSink, opts?: ExecuteOptions): Promise<RunOutcome> {
+    const cancel = opts?.signal;
     try {
       const job = await runProcessJob(req, this.env, {
         settings: slurmSettings(this.opts.settings),
         resources: jobResources(this.opts.settings),
         pollMs: this.opts.pollMs,
         env: this.opts.env,
-        signal: this.stopping.signal,
+        // Either stops following and scancels the job (followTasks does it on abort).
+        signal: cancel ? AbortSignal.any([this.stopping.signal, cancel]) : this.stopping.signal,
         onSubmitted: (jobId, logPath) => this.opts.onSubmitted?.(req, jobId, shownPath(this.env.dir, logPath)),
         onJobEvent: this.opts.onJobEvent,
       });
       return job.outcome;
     } catch (err) {
+      // What the job had finished stays in its staging: its HDF5 file and the table miss it (docs/slurm.md).
+      if (cancel?.aborted && !this.stopping.signal.aborted) return { ok: false, reason: cancelReason(cancel) };
       if (!(err instanceof SlurmError)) throw err;
       const hint = err instanceof SlurmUnavailableError ? PROCESS_HERE_HINT : '';
       return { ok: false, reason: `${err.message}${hint}` };

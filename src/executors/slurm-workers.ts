@@ -12,18 +12,21 @@
  * (time limit, node failure, scancel, a lost connection) is replaced, and the run it held is
  * requeued once; a second loss fails the run. A worker job still pending after
  * `slurm_worker_start` seconds is cancelled, and runs go to one Slurm job each (SlurmJobExecutor)
- * for the next FALLBACK_MS, with Slurm's reason in the note. Records nothing, as every executor.
+ * for the next FALLBACK_MS, with Slurm's reason in the note. A cancelled run (ExecuteOptions.signal)
+ * leaves the queue, or has the worker stop its child (a `stop` request): the worker job stays
+ * for the next run. Records nothing, as every executor.
  */
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { OUTPUT_LINE_LIMIT, readLines } from '../context/read-lines.js';
-import { parseConnectionAttach, parseShimMessage, WorkerRunRequest, type ShimMessage } from '../context/protocol.js';
+import { parseConnectionAttach, parseShimMessage, WorkerRunRequest, WorkerStopRequest, type ShimMessage } from '../context/protocol.js';
+import { KILL_GRACE_MS } from '../context/shim-process.js';
 import { numberSetting, stringSetting, type SettingsSource } from '../db/config-keys.js';
 import type { RunOutcome, RunRequest } from '../runs/run-request.js';
 import { Flight, type Entry } from './remote-flight.js';
-import type { ExecuteOptions, OutputSink, RunEnvironment, RunExecutor } from './executor.js';
+import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
 import { runnerArgs, timeLimitReason } from './local.js';
 import {
   cancelJob,
@@ -117,10 +120,38 @@ export class SlurmWorkerPool implements RunExecutor {
     if (this.closed) throw new Error('SlurmWorkerPool.execute after close()');
     if (Date.now() < this.fallbackUntil) return this.fallback().execute(req, onOutput, opts);
     await this.listen();
+    const signal = opts?.signal;
     return new Promise<RunOutcome>((resolve) => {
-      this.queue.push({ req, onOutput, lost: [], resolve });
+      const entry: Entry = { req, onOutput, opts: opts ?? {}, lost: [], resolve: (outcome) => {
+        signal?.removeEventListener('abort', cancel);
+        resolve(outcome);
+      } };
+      const cancel = (): void => this.cancel(entry, cancelReason(signal as AbortSignal));
+      this.queue.push(entry);
+      if (signal?.aborted) cancel();
+      else signal?.addEventListener('abort', cancel);
       this.pump();
     });
+  }
+
+  /** A cancelled run: out of the queue, or its child stopped by its worker, which stays. */
+  private cancel(entry: Entry, reason: string): void {
+    const queued = this.queue.indexOf(entry);
+    if (queued >= 0) {
+      this.queue.splice(queued, 1);
+      entry.resolve({ ok: false, reason });
+      return;
+    }
+    const worker = [...this.workers].find((w) => w.flight?.entry === entry);
+    const flight = worker?.flight;
+    if (!worker || !flight || flight.cancelled !== undefined) return;
+    flight.cancelled = reason;
+    const stop = (signal: 'SIGTERM' | 'SIGKILL'): void => {
+      if (worker.flight !== flight) return;
+      worker.socket?.write(`${JSON.stringify(WorkerStopRequest.parse({ protocol: 1, kind: 'stop', id: flight.id, signal }))}\n`);
+    };
+    stop('SIGTERM');
+    this.timer(worker, KILL_GRACE_MS, () => stop('SIGKILL'));
   }
 
   async close(): Promise<void> {
@@ -165,7 +196,7 @@ export class SlurmWorkerPool implements RunExecutor {
       if (worker.state === 'ready') this.assign(worker, this.queue.shift() as Entry);
     }
     if (Date.now() < this.fallbackUntil) {
-      for (const entry of this.queue.splice(0)) void this.fallback().execute(entry.req, entry.onOutput).then(entry.resolve);
+      for (const entry of this.queue.splice(0)) void this.fallback().execute(entry.req, entry.onOutput, entry.opts).then(entry.resolve);
       return;
     }
     const max = Math.max(1, numberSetting(this.opts.settings, 'concurrent_jobs'));
@@ -208,7 +239,7 @@ export class SlurmWorkerPool implements RunExecutor {
     // A child killed by a signal is often the first sign of its worker job going down (scancel,
     // time limit: the worker stops its children as it leaves). Give the job a moment to end:
     // if it does, workerGone requeues the run.
-    if (!waited && !flight.finished && flight.failure === undefined && flight.exit?.signal) {
+    if (!waited && !flight.finished && flight.failure === undefined && flight.cancelled === undefined && flight.exit?.signal) {
       this.timer(worker, END_STATE_WAIT_MS, () => {
         if (!worker.socketClosed) this.flightDone(worker, flight, true);
       });
@@ -455,7 +486,7 @@ export class SlurmWorkerPool implements RunExecutor {
     worker.flight = null;
     if (flight) {
       this.byRunToken.delete(flight.token);
-      if (flight.finished) {
+      if (flight.finished || flight.cancelled !== undefined) {
         flight.entry.resolve(flight.outcome());
       } else if (worker.endingReason === `a run in it passed run_timeout` || this.closed) {
         flight.entry.resolve(this.closed ? { ok: false, reason: 'the backend stopped during the run' } : flight.outcome());

@@ -4,6 +4,7 @@
  * job ended only when that message never comes.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ShimMessage } from '../context/protocol.js';
 import type { DatabaseDir } from '../database-dir.js';
 import { outcomeFromMessages, type RunOutcome } from '../runs/run-request.js';
 import { readChannelFile } from './slurm-channel-files.js';
@@ -44,10 +45,14 @@ export interface FollowedTask {
   logPath: () => string | null;
   started: boolean;
   done: boolean;
+  /** How many of its channel's messages were read before. */
+  seen?: number;
 }
 
 export interface FollowHooks {
   onStarted?: (run: number) => void;
+  /** Each of the run's messages, as read from its channel file. */
+  onMessage?: (message: ShimMessage) => void;
   onFinished: (result: SlurmRunResult) => void;
 }
 
@@ -86,6 +91,8 @@ export async function followTasks(
         task.started = true;
         hooks.onStarted?.(task.run);
       }
+      for (const message of messages.slice(task.seen ?? 0)) hooks.onMessage?.(message);
+      task.seen = messages.length;
       const outcome = error ? { ok: false as const, reason: error } : outcomeFromMessages(messages);
       if (outcome) {
         const logPath = task.logPath();

@@ -6,6 +6,7 @@
  * Records nothing: processRun does, as for every executor.
  */
 import type { SettingsSource } from '../db/config-keys.js';
+import type { VariableResultMessage } from '../context/protocol.js';
 import type { RunOutcome, RunRequest } from '../runs/run-request.js';
 import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
 import { SlurmError, SlurmUnavailableError } from './slurm.js';
@@ -33,6 +34,7 @@ export class SlurmJobExecutor implements RunExecutor {
 
   async execute(req: RunRequest, _onOutput?: OutputSink, opts?: ExecuteOptions): Promise<RunOutcome> {
     const cancel = opts?.signal;
+    const reported: VariableResultMessage[] = [];
     try {
       const job = await runProcessJob(req, this.env, {
         settings: slurmSettings(this.opts.settings),
@@ -43,11 +45,16 @@ export class SlurmJobExecutor implements RunExecutor {
         signal: cancel ? AbortSignal.any([this.stopping.signal, cancel]) : this.stopping.signal,
         onSubmitted: (jobId, logPath) => this.opts.onSubmitted?.(req, jobId, shownPath(this.env.dir, logPath)),
         onJobEvent: this.opts.onJobEvent,
+        onMessage: (message) => {
+          if (message.kind !== 'variable_result') return;
+          reported.push(message);
+          opts?.onVariable?.(message);
+        },
       });
       return job.outcome;
     } catch (err) {
-      // What the job had finished stays in its staging: its HDF5 file and the table miss it (docs/slurm.md).
-      if (cancel?.aborted && !this.stopping.signal.aborted) return { ok: false, reason: cancelReason(cancel) };
+      // What the job had reported is in the table (onVariable); its HDF5 file may miss it (docs/slurm.md).
+      if (cancel?.aborted && !this.stopping.signal.aborted) return { ok: false, reason: cancelReason(cancel), variables: reported };
       if (!(err instanceof SlurmError)) throw err;
       const hint = err instanceof SlurmUnavailableError ? PROCESS_HERE_HINT : '';
       return { ok: false, reason: `${err.message}${hint}` };

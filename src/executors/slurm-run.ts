@@ -14,6 +14,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { ShimMessage } from '../context/protocol.js';
 import { SHIM_SCRIPT } from '../context/shim-process.js';
 import type { RunRequest } from '../runs/run-request.js';
 import type { RunEnvironment } from './executor.js';
@@ -76,6 +77,8 @@ export interface SlurmJobEvent {
 
 export interface RunJobOptions extends SlurmRunOptions {
   onSubmitted?: (jobId: string, logPath: string) => void;
+  /** Each of the run's messages, as the job reports them. */
+  onMessage?: (message: ShimMessage) => void;
   /** Each phase of the job (submitted, started, ended) with its id, host and user. */
   onJobEvent?: (event: SlurmJobEvent) => void;
 }
@@ -122,6 +125,7 @@ async function runRunJob(req: RunRequest, env: RunEnvironment, opts: RunJobOptio
           event('started');
         });
       },
+      onMessage: opts.onMessage,
       onFinished: (r) => (result = r),
     });
     if (!result) throw new Error(`Slurm job ${jobId} was followed to its end without a result`);

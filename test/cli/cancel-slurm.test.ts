@@ -76,6 +76,8 @@ describe('cancel with process_on slurm', () => {
     const listen = runCli(['listen', '--test'], { cwd: db, env: { ...cluster.env, AMORE_BROKER: '' }, input: '1234 1 raw\n', timeoutMs: 300_000 });
     const jobId = await eventually('run 1 submitted', () => /r1.*submitted as Slurm job (\d+)/.exec(readLog(db))?.[1], 240_000);
     await eventually('run 1 waiting in its job', () => fileText(path.join(db, 'process_logs', 'r1-p1234.out')).includes('waiting for go'), 240_000);
+    // What finished before the cancel reaches the table as it finishes.
+    await eventually('quick recorded', () => values(db).get('r1.quick') === 1);
 
     const cancel = await runCli(['cancel', '1'], { cwd: db });
     assert.equal(cancel.code, 0, cancel.stdout + cancel.stderr);
@@ -84,6 +86,8 @@ describe('cancel with process_on slurm', () => {
     assert.equal(jobRows(db).find((j) => j.run === 1)?.state, 'failed', done.stderr);
     assert.match(jobRows(db).find((j) => j.run === 1)?.reason ?? '', /^cancelled by \S+ on \S+/);
     assert.doesNotMatch(readLog(db), /requeued/);
+    assert.equal(values(db).get('r1.quick'), 1, 'what finished before the cancel is kept');
+    assert.equal(values(db).get('r1.slow'), undefined);
     await eventually('the job CANCELLED', async () => (await cluster.showJob(jobId)).JobState === 'CANCELLED');
     assert.equal(messages(db, 'processing_finished').length, 1);
   });

@@ -11,10 +11,10 @@ import {
   ProtocolError,
   type ChildAttach,
   type ShimMessage,
-  type VariableResultMessage,
 } from '../context/protocol.js';
 import { outcomeOf, type RunOutcome, type RunRequest } from '../runs/run-request.js';
 import type { ExecuteOptions, OutputSink } from './executor.js';
+import { RunProgress, stoppedElsewhere } from './salvage.js';
 
 const STDERR_TAIL_LINES = 30;
 
@@ -32,7 +32,7 @@ export interface Entry {
 /** One run in a worker: its child's three connections and messages, until its outcome is known. */
 export class Flight {
   readonly token = randomBytes(16).toString('hex');
-  readonly variables: VariableResultMessage[] = [];
+  readonly progress: RunProgress;
   final: Extract<ShimMessage, { kind: 'run_finished' | 'fatal' }> | undefined;
   exit: { code: number | null; signal: string | null } | undefined;
   failure: string | undefined;
@@ -47,7 +47,9 @@ export class Flight {
     readonly id: number,
     readonly entry: Entry,
     private readonly onDone: (flight: Flight) => void,
-  ) {}
+  ) {
+    this.progress = new RunProgress(entry.opts.onVariable);
+  }
 
   attach(stream: ChildAttach['stream'], socket: net.Socket): boolean {
     if (this.settled || this.attached.has(stream)) return false;
@@ -71,11 +73,8 @@ export class Flight {
     if (line.trim() === '' || this.failure !== undefined) return;
     try {
       const message = parseShimMessage(line);
-      if (message.kind === 'variable_result') {
-        this.variables.push(message);
-        this.entry.opts.onVariable?.(message);
-      }
-      else if (message.kind === 'run_finished' || message.kind === 'fatal') this.final = message;
+      this.progress.onMessage(message);
+      if (message.kind === 'run_finished' || message.kind === 'fatal') this.final = message;
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       this.failure = `Python shim protocol error: ${err.message}`;
@@ -105,10 +104,8 @@ export class Flight {
   outcome(): RunOutcome {
     const detail = this.stderrTail.join('\n') || undefined;
     if (this.failure !== undefined) return { ok: false, reason: this.failure, detail };
-    if (this.final && !(this.cancelled !== undefined && this.final.kind === 'fatal')) return outcomeOf(this.final, this.variables);
-    // What it finished reached the caller through onVariable (runs.sqlite); its HDF5 file keeps
-    // only what the run had written itself (docs/slurm.md).
-    if (this.cancelled !== undefined) return { ok: false, reason: this.cancelled, detail, variables: [...this.variables] };
+    if (this.final && !(this.cancelled !== undefined && this.final.kind === 'fatal')) return outcomeOf(this.final, this.progress.reported);
+    if (this.cancelled !== undefined) return stoppedElsewhere(this.progress, { reason: this.cancelled, detail });
     const how = this.exit?.signal ? `was killed by ${this.exit.signal}` : `exited with code ${this.exit?.code ?? 'unknown'}`;
     return { ok: false, reason: `the run's process in the worker job ${how} before it reported a result`, detail };
   }

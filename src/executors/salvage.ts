@@ -108,6 +108,22 @@ export async function keepWhatFinished(
   return { ...failure, ok: false, reason: `${failure.reason}${interrupted}; ${note}`, variables };
 }
 
+/**
+ * The outcome of a run stopped on another node (a cancel on Slurm): what it reported is kept for
+ * runs.sqlite, the variable it was computing recorded as stopped; its staging stays on that
+ * node, so its HDF5 file may miss them (docs/slurm.md).
+ */
+export function stoppedElsewhere(progress: RunProgress, failure: { reason: string; detail?: string }): Extract<RunOutcome, { ok: false }> {
+  const interrupted = progress.running === null ? '' : ` while computing '${progress.running}'`;
+  const kept = progress.reported.length === 0 ? '' : `; ${plural(progress.reported.length, 'finished variable')} kept in runs.sqlite, its HDF5 file may miss them`;
+  return {
+    ...failure,
+    ok: false,
+    reason: `${failure.reason}${interrupted}${kept}`,
+    variables: [...progress.reported, ...(progress.running === null ? [] : [stoppedResult(progress.running, failure.reason)])],
+  };
+}
+
 function lostMessage(): string {
   return 'its value was lost: the run was stopped while writing its file; reprocess the run to compute it again';
 }

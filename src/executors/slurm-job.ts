@@ -6,9 +6,9 @@
  * Records nothing: processRun does, as for every executor.
  */
 import type { SettingsSource } from '../db/config-keys.js';
-import type { VariableResultMessage } from '../context/protocol.js';
 import type { RunOutcome, RunRequest } from '../runs/run-request.js';
 import { cancelReason, type ExecuteOptions, type OutputSink, type RunEnvironment, type RunExecutor } from './executor.js';
+import { RunProgress, stoppedElsewhere } from './salvage.js';
 import { SlurmError, SlurmUnavailableError } from './slurm.js';
 import { runProcessJob, shownPath, type SlurmJobEvent } from './slurm-run.js';
 import { jobResources, PROCESS_HERE_HINT, slurmSettings } from './slurm-settings.js';
@@ -34,7 +34,7 @@ export class SlurmJobExecutor implements RunExecutor {
 
   async execute(req: RunRequest, _onOutput?: OutputSink, opts?: ExecuteOptions): Promise<RunOutcome> {
     const cancel = opts?.signal;
-    const reported: VariableResultMessage[] = [];
+    const progress = new RunProgress(opts?.onVariable);
     try {
       const job = await runProcessJob(req, this.env, {
         settings: slurmSettings(this.opts.settings),
@@ -45,16 +45,11 @@ export class SlurmJobExecutor implements RunExecutor {
         signal: cancel ? AbortSignal.any([this.stopping.signal, cancel]) : this.stopping.signal,
         onSubmitted: (jobId, logPath) => this.opts.onSubmitted?.(req, jobId, shownPath(this.env.dir, logPath)),
         onJobEvent: this.opts.onJobEvent,
-        onMessage: (message) => {
-          if (message.kind !== 'variable_result') return;
-          reported.push(message);
-          opts?.onVariable?.(message);
-        },
+        onMessage: (message) => progress.onMessage(message),
       });
       return job.outcome;
     } catch (err) {
-      // What the job had reported is in the table (onVariable); its HDF5 file may miss it (docs/slurm.md).
-      if (cancel?.aborted && !this.stopping.signal.aborted) return { ok: false, reason: cancelReason(cancel), variables: reported };
+      if (cancel?.aborted && !this.stopping.signal.aborted) return stoppedElsewhere(progress, { reason: cancelReason(cancel) });
       if (!(err instanceof SlurmError)) throw err;
       const hint = err instanceof SlurmUnavailableError ? PROCESS_HERE_HINT : '';
       return { ok: false, reason: `${err.message}${hint}` };

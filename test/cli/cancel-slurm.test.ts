@@ -1,7 +1,7 @@
 // cancel with process_on slurm, on the real single-node Slurm: a run's own job is scancelled;
 // in a warm worker job only the run's child is stopped, and the job takes the next run.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeTempDir, runCli } from '../helpers/cli.js';
@@ -11,7 +11,7 @@ import { eventually, jobRows, makeDatabase, readLog, values } from '../listener/
 const tmp = makeTempDir('damnit-cancel-slurm-');
 after(() => tmp.cleanup());
 
-// Run 1's `slow` waits for a file that never appears; run 2's does not wait.
+// `slow` waits for the file go<run>, which the test writes for run 2 only.
 const CONTEXT = `import os
 import time
 from pathlib import Path
@@ -21,16 +21,16 @@ from damnit_ctx import Variable
 def quick(run):
     return 1
 
-@Variable(title='Slow')
-def slow(run, n: 'meta#run_number', q: 'var#quick'):
-    print('waiting for go', flush=True)
-    while n == 1 and not Path('go').exists():
-        time.sleep(0.05)
-    return 2
-
 @Variable(title='Job')
 def job(run):
     return os.environ.get('SLURM_JOB_ID', 'here')
+
+@Variable(title='Slow')
+def slow(run, n: 'meta#run_number', q: 'var#quick'):
+    print('waiting for go', flush=True)
+    while not Path('go%d' % n).exists():
+        time.sleep(0.05)
+    return 2
 `;
 
 function fileText(file: string): string {
@@ -84,10 +84,13 @@ describe('cancel with process_on slurm', () => {
     assert.equal(cancel.stdout, "r1: the backend's running raw processing stopped\n");
     const done = await listen;
     assert.equal(jobRows(db).find((j) => j.run === 1)?.state, 'failed', done.stderr);
-    assert.match(jobRows(db).find((j) => j.run === 1)?.reason ?? '', /^cancelled by \S+ on \S+/);
+    assert.match(
+      jobRows(db).find((j) => j.run === 1)?.reason ?? '',
+      /^cancelled by \S+ on \S+ while computing 'slow'; 2 finished variables kept in runs\.sqlite, its HDF5 file may miss them$/,
+    );
     assert.doesNotMatch(readLog(db), /requeued/);
     assert.equal(values(db).get('r1.quick'), 1, 'what finished before the cancel is kept');
-    assert.equal(values(db).get('r1.slow'), undefined);
+    assert.equal(values(db).get('r1.slow'), null, 'the variable it was computing is recorded as stopped');
     await eventually('the job CANCELLED', async () => (await cluster.showJob(jobId)).JobState === 'CANCELLED');
     assert.equal(messages(db, 'processing_finished').length, 1);
   });
@@ -107,12 +110,19 @@ describe('cancel with process_on slurm', () => {
     assert.equal(cancel.code, 0, cancel.stdout + cancel.stderr);
     assert.equal(cancel.stdout, "r1: the backend's running raw processing stopped\n");
     await eventually('run 1 failed', () => jobRows(db).find((j) => j.run === 1)?.state === 'failed');
-    assert.match(jobRows(db).find((j) => j.run === 1)?.reason ?? '', /^cancelled by \S+ on \S+/);
+    assert.match(
+      jobRows(db).find((j) => j.run === 1)?.reason ?? '',
+      /^cancelled by \S+ on \S+ while computing 'slow'; 2 finished variables kept in runs\.sqlite, its HDF5 file may miss them$/,
+    );
+    // Run 2 waits in the same worker job, which outlived the cancel.
+    await eventually('run 2 computing slow', () => values(db).get('r2.quick') === 1);
     assert.equal((await cluster.showJob(workerId)).JobState, 'RUNNING', 'the worker job outlives the cancel');
+    writeFileSync(path.join(db, 'go2'), '');
 
     const done = await listen;
     assert.deepEqual(jobRows(db).map((j) => `r${j.run} ${j.state}`), ['r1 failed', 'r2 done'], done.stderr);
     assert.equal(values(db).get('r1.quick'), 1, 'what finished before the cancel is kept');
+    assert.equal(values(db).get('r1.slow'), null, 'the variable it was computing is recorded as stopped');
     assert.equal(values(db).get('r2.slow'), 2);
     assert.equal(String(values(db).get('r2.job')), workerId, 'the next run went to the same worker job');
     assert.equal((readLog(db).match(/worker job \d+ submitted/g) ?? []).length, 1);
